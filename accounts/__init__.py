@@ -1,0 +1,1 @@
+"""Users and the JWT endpoints that authenticate them."""

@@ -1,0 +1,78 @@
+"""The API's one error shape, `{"success": false, "message", "code"}`, for every failure."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """A domain failure raised by a service; subclasses set the HTTP status and a stable code."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "error"
+
+    def __init__(
+        self, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def _first_message(detail: Any) -> str:
+    if isinstance(detail, dict):
+        for field, value in detail.items():
+            inner = _first_message(value)
+            return inner if field == "non_field_errors" else f"{field}: {inner}"
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    return str(detail)
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """Render any exception raised in an API view as the error shape; never HTML, never a trace."""
+    if isinstance(exc, ServiceError):
+        body = {"success": False, "message": exc.message, "code": exc.code, **exc.extra}
+        return Response(body, status=exc.status_code, headers=exc.headers)
+    if isinstance(exc, RequestDataTooBig):
+        exc = exceptions.APIException("The request body is too large.")
+        exc.status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound("Not found: it does not exist or you do not have access to it.")
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, SuspiciousOperation):
+        exc = exceptions.ParseError(str(exc) or "Malformed request.")
+
+    response = exception_handler(exc, context)
+    if response is None:
+        logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
+        return Response(
+            {
+                "success": False,
+                "message": "Internal error; it has been logged.",
+                "code": "internal",
+            },
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    code = getattr(exc, "default_code", "error")
+    body: dict[str, Any] = {"success": False, "code": code}
+    if isinstance(exc, exceptions.ValidationError):
+        body["message"] = f"Invalid input: {_first_message(exc.detail)}"
+        body["errors"] = exc.detail
+    elif isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        body["message"] = f"Too many requests; retry in {int(exc.wait) + 1} s."
+    else:
+        body["message"] = _first_message(exc.detail)
+    response.data = body
+    return response

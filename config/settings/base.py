@@ -1,0 +1,309 @@
+"""Every setting of the project, read from the environment in one place with safe local defaults."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+
+# ---------------------------------------------------------------------------------------------
+# Core
+# ---------------------------------------------------------------------------------------------
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "django_filters",
+    "drf_spectacular",
+    "storages",
+    "accounts",
+    "projects",
+    "imagegen",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Paths have no trailing slash; the URL patterns accept one, so no redirect is ever needed.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# ---------------------------------------------------------------------------------------------
+# Database: DATABASE_URL, e.g. postgres://user@127.0.0.1:5432/imagegen; SQLite file by default.
+# ---------------------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# Connections are opened per request and released before slow vendor calls (see services).
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+
+# ---------------------------------------------------------------------------------------------
+# Cache: shared by every worker for throttling and the provider circuit breaker.
+# https://docs.djangoproject.com/en/5.2/topics/cache/#redis
+# ---------------------------------------------------------------------------------------------
+CACHE_URL = env.str("CACHE_URL", default="")
+if CACHE_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# ---------------------------------------------------------------------------------------------
+# Static files and storage. With AWS_STORAGE_BUCKET_NAME set, images go to S3 (django-storages);
+# otherwise to the file system under MEDIA_ROOT. Nothing outside this block knows which.
+# https://django-storages.readthedocs.io/en/latest/backends/amazon-S3.html
+# ---------------------------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
+
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None
+AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="") or None
+AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default="") or None
+AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default="") or None
+# Presigned image URLs stay valid this long (seconds).
+AWS_QUERYSTRING_EXPIRE = env.int("AWS_QUERYSTRING_EXPIRE", default=3600)
+
+
+def storage_backend(bucket: str) -> dict:
+    """The STORAGES["default"] entry for a bucket name (S3), or the file system when empty."""
+    if not bucket:
+        return {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            # Keys are deterministic (images/<project>/<uuid>.jpg): overwrite, never rename.
+            "OPTIONS": {"allow_overwrite": True},
+        }
+    from botocore.config import Config
+
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": AWS_S3_ENDPOINT_URL,
+            "region_name": AWS_S3_REGION_NAME,
+            "access_key": AWS_ACCESS_KEY_ID,
+            "secret_key": AWS_SECRET_ACCESS_KEY,
+            "file_overwrite": True,
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": AWS_QUERYSTRING_EXPIRE,
+            # One pooled connection per server thread (see gunicorn.conf.py).
+            "client_config": Config(
+                max_pool_connections=env.int("AWS_MAX_POOL_CONNECTIONS", default=64),
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=30,
+            ),
+        },
+    }
+
+
+STORAGES = {
+    "default": storage_backend(AWS_STORAGE_BUCKET_NAME),
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# ---------------------------------------------------------------------------------------------
+# REST API, JWT and the OpenAPI schema
+# ---------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "image-generation": env.str("IMAGEGEN_THROTTLE_RATE", default="120/min"),
+        "auth": env.str("AUTH_THROTTLE_RATE", default="30/min"),
+    },
+    "UNAUTHENTICATED_USER": None,
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    # Pinned: tokens signed with any other algorithm (or "none") are refused.
+    "ALGORITHM": "HS256",
+    "AUTH_HEADER_TYPES": ("Bearer",),
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Image generation API",
+    "DESCRIPTION": "Turns a segment's visual prompt and art style into a stored JPEG.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# Request bodies larger than this are refused with 413 (a 200-item batch fits comfortably).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
+
+# ---------------------------------------------------------------------------------------------
+# Image generation: providers, routing, retries, limits
+# ---------------------------------------------------------------------------------------------
+RECRAFT_API_KEY = env.str("RECRAFT_API_KEY", default="")
+RECRAFT_API_URL = env.str("RECRAFT_API_URL", default="https://external.api.recraft.ai/v1")
+RECRAFT_MODEL = env.str("RECRAFT_MODEL", default="recraftv4_1")
+GEMINI_API_KEY = env.str("GEMINI_API_KEY", default="")
+GEMINI_API_URL = env.str(
+    "GEMINI_API_URL", default="https://generativelanguage.googleapis.com/v1beta"
+)
+GEMINI_IMAGE_MODEL = env.str("GEMINI_IMAGE_MODEL", default="gemini-2.5-flash-image")
+
+# USD per million output image tokens, by Gemini model (Google bills image output by token).
+GEMINI_IMAGE_TOKEN_PRICES = {
+    "gemini-2.5-flash-image": "30",
+    "gemini-3.1-flash-lite-image": "30",
+    "gemini-nano-banana-2.1": "30",
+    "gemini-3-pro-image": "120",
+}
+
+
+def configured_providers(*, debug: bool) -> dict:
+    """The provider registry: one entry per vendor with a key, or the offline sketch in debug."""
+    providers = {}
+    if RECRAFT_API_KEY:
+        providers["recraft-ai"] = {
+            "BACKEND": "imagegen.providers.recraft.RecraftProvider",
+            "OPTIONS": {
+                "api_key": RECRAFT_API_KEY,
+                "base_url": RECRAFT_API_URL,
+                "model": RECRAFT_MODEL,
+            },
+        }
+    if GEMINI_API_KEY:
+        providers["google-imagen"] = {
+            "BACKEND": "imagegen.providers.google.GoogleImageProvider",
+            "OPTIONS": {
+                "api_key": GEMINI_API_KEY,
+                "base_url": GEMINI_API_URL,
+                "model": GEMINI_IMAGE_MODEL,
+                "prices": GEMINI_IMAGE_TOKEN_PRICES,
+            },
+        }
+    if not providers and debug:
+        providers["offline-sketch"] = {
+            "BACKEND": "imagegen.providers.offline.OfflineSketchProvider"
+        }
+    return providers
+
+
+IMAGEGEN_PROVIDERS = configured_providers(debug=DEBUG)
+
+# Which route each content category goes to (the seed's mapping); operators may re-point one.
+IMAGEGEN_ROUTES = {
+    "realistic": env.str("IMAGEGEN_ROUTE_REALISTIC", default="recraft-ai"),
+    "artistic": env.str("IMAGEGEN_ROUTE_ARTISTIC", default="google-imagen"),
+    "text": env.str("IMAGEGEN_ROUTE_TEXT", default="google-imagen"),
+}
+# The category of a prompt that carries no clear signal.
+IMAGEGEN_DEFAULT_CATEGORY = env.str("IMAGEGEN_DEFAULT_CATEGORY", default="realistic")
+
+IMAGEGEN_DEFAULT_ASPECT_RATIO = env.str("IMAGEGEN_DEFAULT_ASPECT_RATIO", default="16:9")
+IMAGEGEN_JPEG_QUALITY = env.int("IMAGEGEN_JPEG_QUALITY", default=90)
+
+# Faults: a bound on one provider call (connect + whole body), attempts per provider, backoff.
+IMAGEGEN_PROVIDER_TIMEOUT = env.float("IMAGEGEN_PROVIDER_TIMEOUT", default=60.0)
+IMAGEGEN_CONNECT_TIMEOUT = env.float("IMAGEGEN_CONNECT_TIMEOUT", default=5.0)
+IMAGEGEN_PROVIDER_ATTEMPTS = env.int("IMAGEGEN_PROVIDER_ATTEMPTS", default=3)
+IMAGEGEN_BACKOFF_BASE = env.float("IMAGEGEN_BACKOFF_BASE", default=1.0)
+IMAGEGEN_BACKOFF_CAP = env.float("IMAGEGEN_BACKOFF_CAP", default=20.0)
+IMAGEGEN_FALLBACK_ON_BLOCK = env.bool("IMAGEGEN_FALLBACK_ON_BLOCK", default=True)
+IMAGEGEN_MAX_IMAGE_BYTES = env.int("IMAGEGEN_MAX_IMAGE_BYTES", default=20 * 1024 * 1024)
+IMAGEGEN_BREAKER_THRESHOLD = env.int("IMAGEGEN_BREAKER_THRESHOLD", default=5)
+IMAGEGEN_BREAKER_COOLDOWN = env.float("IMAGEGEN_BREAKER_COOLDOWN", default=30.0)
+# Decoding and encoding run at most this many at once per process: it bounds memory in bursts.
+IMAGEGEN_CONVERSION_CONCURRENCY = env.int("IMAGEGEN_CONVERSION_CONCURRENCY", default=4)
+
+# Abuse limits.
+IMAGEGEN_MAX_IN_FLIGHT_PER_USER = env.int("IMAGEGEN_MAX_IN_FLIGHT_PER_USER", default=32)
+IMAGEGEN_LIST_DEFAULT_LIMIT = env.int("IMAGEGEN_LIST_DEFAULT_LIMIT", default=100)
+IMAGEGEN_LIST_MAX_LIMIT = env.int("IMAGEGEN_LIST_MAX_LIMIT", default=500)
+
+# ---------------------------------------------------------------------------------------------
+# Celery: with CELERY_BROKER_URL unset, tasks run in-process (no extra service needed locally).
+# ---------------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+
+# ---------------------------------------------------------------------------------------------
+# Logging: one structured line per provider attempt; never keys or image payloads.
+# ---------------------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}
+
+# A `running` generation older than this (seconds) is presumed dead (its worker was killed) and
+# may be retried; keep it above attempts x timeout x providers + backoff.
+IMAGEGEN_RUNNING_LEASE = env.int("IMAGEGEN_RUNNING_LEASE", default=600)
+# Longest wait honoured from a vendor's Retry-After / RetryInfo before trying again.
+IMAGEGEN_RETRY_AFTER_CAP = env.float("IMAGEGEN_RETRY_AFTER_CAP", default=30.0)

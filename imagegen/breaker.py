@@ -1,0 +1,72 @@
+"""A circuit breaker per provider, kept in Django's cache so every worker shares its state."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+
+
+class CircuitBreaker:
+    """Closed until `threshold` consecutive failures; open for `cooldown` seconds; then one trial.
+
+    State lives in the cache (Redis in production) under `imagegen:breaker:<name>:*`, so a dead
+    vendor costs one worker's timeouts, not every request's.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        prefix = f"imagegen:breaker:{name}"
+        self._failures_key = f"{prefix}:failures"
+        self._open_until_key = f"{prefix}:open_until"
+        self._trial_key = f"{prefix}:trial"
+
+    @property
+    def threshold(self) -> int:
+        return settings.IMAGEGEN_BREAKER_THRESHOLD
+
+    @property
+    def cooldown(self) -> float:
+        return settings.IMAGEGEN_BREAKER_COOLDOWN
+
+    def state(self) -> str:
+        """`closed`, `open`, or `half-open` (cool-down over, a trial may go through)."""
+        open_until = cache.get(self._open_until_key)
+        if open_until is None:
+            return "closed"
+        return "open" if time.time() < open_until else "half-open"
+
+    def allow(self) -> bool:
+        """Whether a call may go to the provider now. Half-open lets exactly one caller through."""
+        state = self.state()
+        if state == "closed":
+            return True
+        if state == "open":
+            return False
+        return cache.add(self._trial_key, 1, timeout=max(self.cooldown, 1))
+
+    def record_success(self) -> None:
+        cache.delete_many([self._failures_key, self._open_until_key, self._trial_key])
+
+    def record_failure(self) -> None:
+        if self.state() == "half-open":
+            self._open()
+            return
+        cache.add(self._failures_key, 0, timeout=None)
+        try:
+            failures = cache.incr(self._failures_key)
+        except ValueError:  # expired between add and incr
+            cache.set(self._failures_key, 1, timeout=None)
+            failures = 1
+        if failures >= self.threshold:
+            self._open()
+
+    def seconds_until_trial(self) -> float:
+        open_until = cache.get(self._open_until_key)
+        return max(open_until - time.time(), 0.0) if open_until else 0.0
+
+    def _open(self) -> None:
+        cache.set(self._open_until_key, time.time() + self.cooldown, timeout=None)
+        cache.set(self._failures_key, 0, timeout=None)
+        cache.delete(self._trial_key)

@@ -1,0 +1,45 @@
+"""Domain failures of image generation, each with its HTTP status and stable code."""
+
+from rest_framework import status
+
+from config.exceptions import ServiceError
+
+
+class ImageConflict(ServiceError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "uuid_conflict"
+
+
+class GenerationInProgress(ServiceError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "in_progress"
+
+
+class TooManyInFlight(ServiceError):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    code = "too_many_in_flight"
+
+
+class ContentRefused(ServiceError):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    code = "content_blocked"
+
+
+class ProvidersFailed(ServiceError):
+    status_code = status.HTTP_502_BAD_GATEWAY
+    code = "providers_failed"
+
+
+class ProvidersTimedOut(ServiceError):
+    status_code = status.HTTP_504_GATEWAY_TIMEOUT
+    code = "providers_timed_out"
+
+
+class StorageUnavailable(ServiceError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "storage_unavailable"
+
+
+class InvalidStorageKey(ServiceError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "invalid_s3_key"

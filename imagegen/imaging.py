@@ -1,0 +1,86 @@
+"""Turn whatever raster image a vendor sent (WebP, PNG, JPEG) into the JPEG we store."""
+
+from __future__ import annotations
+
+import io
+import threading
+import warnings
+from dataclasses import dataclass
+from functools import cache
+
+from django.conf import settings
+from PIL import Image, UnidentifiedImageError
+
+# Vendors make at most 4K images; anything far larger is a decompression bomb, not a picture.
+MAX_PIXELS = 40_000_000
+_RASTER_FORMATS = frozenset({"WEBP", "PNG", "JPEG", "MPO", "GIF", "BMP", "TIFF", "AVIF"})
+
+
+class InvalidImage(ValueError):
+    """The bytes are not a decodable raster image within our limits."""
+
+
+@dataclass(frozen=True)
+class JpegImage:
+    data: bytes
+    width: int
+    height: int
+    source_format: str
+
+
+@cache
+def _conversion_slots() -> threading.BoundedSemaphore:
+    # Decoding a 4K image takes tens of MB: a burst of landing answers must not all decode at once.
+    return threading.BoundedSemaphore(settings.IMAGEGEN_CONVERSION_CONCURRENCY)
+
+
+def to_jpeg(data: bytes, *, max_bytes: int, quality: int) -> JpegImage:
+    """Decode `data` and re-encode it as a baseline RGB JPEG.
+
+    Raises `InvalidImage` for empty or oversized input, SVG or other non-raster data, truncated
+    files, and images over `MAX_PIXELS`.
+    """
+    if not data:
+        raise InvalidImage("the image is empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise InvalidImage(f"the image is {len(data)} bytes, over the {max_bytes}-byte cap")
+    with _conversion_slots():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(io.BytesIO(data)) as source:
+                    source_format = source.format or ""
+                    if source_format not in _RASTER_FORMATS:
+                        raise InvalidImage(f"unsupported image format {source_format or 'unknown'}")
+                    if source.width * source.height > MAX_PIXELS:
+                        raise InvalidImage(
+                            f"the image is {source.width}x{source.height}, too large"
+                        )
+                    source.load()
+                    rgb = _flatten(source)
+        except InvalidImage:
+            raise
+        except (
+            UnidentifiedImageError,
+            OSError,
+            SyntaxError,
+            ValueError,
+            Image.DecompressionBombError,
+            Image.DecompressionBombWarning,
+        ) as exc:
+            raise InvalidImage(f"the bytes are not a decodable raster image ({exc})") from exc
+        buffer = io.BytesIO()
+        rgb.save(buffer, format="JPEG", quality=quality, optimize=False)
+    return JpegImage(
+        data=buffer.getvalue(), width=rgb.width, height=rgb.height, source_format=source_format
+    )
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """RGB, with any transparency composited onto white (JPEG has no alpha)."""
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, "white")
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")

@@ -1,0 +1,1 @@
+"""Hosted image models behind one contract (`base.ImageProvider`), loaded by `registry`."""

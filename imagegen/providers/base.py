@@ -1,0 +1,149 @@
+"""The provider contract: frozen dataclasses in and out, and one exception family."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, ClassVar
+
+ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What to draw: the full prompt sent upstream, the aspect ratio and the routed category."""
+
+    prompt: str
+    aspect_ratio: str
+    category: str = ""
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """What came back: raw image bytes (any raster format) and the vendor's own figures."""
+
+    image_bytes: bytes
+    mime_type: str
+    provider_model: str
+    vendor_request_id: str = ""
+    cost_usd: Decimal = Decimal(0)
+    http_status: int = 200
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+class ProviderError(Exception):
+    """A provider call that produced no usable image. `outcome` classifies it for the record."""
+
+    outcome: ClassVar[str] = "unavailable"
+    retryable: ClassVar[bool] = False
+    counts_against_breaker: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+        vendor_request_id: str = "",
+        provider_model: str = "",
+        cost_usd: Decimal = Decimal(0),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.retry_after = retry_after
+        self.vendor_request_id = vendor_request_id
+        self.provider_model = provider_model
+        self.cost_usd = cost_usd
+
+
+class ProviderUnavailable(ProviderError):
+    """Connection errors, 408 and 5xx: worth another try."""
+
+    outcome = "unavailable"
+    retryable = True
+
+
+class ProviderRateLimited(ProviderUnavailable):
+    """429: worth another try after the wait the vendor asks for."""
+
+    outcome = "rate_limited"
+
+
+class ProviderTimeout(ProviderUnavailable):
+    """No complete answer within the deadline."""
+
+    outcome = "timeout"
+
+
+class ProviderBadOutput(ProviderUnavailable):
+    """A 200 with junk: wrong-shaped JSON, bytes that are no raster image, too large."""
+
+    outcome = "bad_output"
+
+
+class ProviderNoImage(ProviderUnavailable):
+    """The model answered without an image for no stated policy reason (Google NO_IMAGE)."""
+
+    outcome = "no_image"
+
+
+class ProviderMisconfigured(ProviderError):
+    """401/403 or an invalid key: retrying cannot help, another provider can."""
+
+    outcome = "credentials"
+
+
+class ProviderRejectedRequest(ProviderError):
+    """A 4xx that says our request was wrong (a bug on our side): never retried as is."""
+
+    outcome = "rejected"
+
+
+class ContentBlocked(ProviderError):
+    """The vendor's safety filter refused the prompt or the image; `block_reason` says why."""
+
+    outcome = "blocked"
+    counts_against_breaker = False
+
+    def __init__(self, message: str, *, block_reason: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.block_reason = block_reason
+
+
+class CircuitOpen(ProviderError):
+    """The provider was skipped without a call: it failed repeatedly and is cooling down."""
+
+    outcome = "circuit_open"
+    counts_against_breaker = False
+
+
+class ImageProvider(ABC):
+    """A hosted image model. Subclasses only translate their vendor's wire format."""
+
+    #: Longest prompt the configured upstream model accepts, in characters.
+    max_prompt_chars: int = 1000
+
+    def __init__(self, *, name: str) -> None:
+        self.name = name
+
+    @property
+    @abstractmethod
+    def model(self) -> str:
+        """The upstream model id requests go to."""
+
+    @abstractmethod
+    def generate(self, request: GenerationRequest, *, timeout: float) -> GenerationResult:
+        """Generate one image within `timeout` seconds in all, or raise a `ProviderError`."""
+
+    def describe(self) -> dict[str, Any]:
+        """The provider's configuration for operators, with secrets masked."""
+        return {"name": self.name, "backend": type(self).__name__, "model": self.model}
+
+
+def mask_secret(secret: str) -> str:
+    """`sk-...abcd` style: enough to tell keys apart, never enough to use one."""
+    if not secret:
+        return "(not set)"
+    return f"...{secret[-4:]}" if len(secret) > 8 else "****"

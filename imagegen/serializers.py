@@ -1,0 +1,198 @@
+"""The image API's shapes: the seed's snake_case POST body, camelCase records, the PATCH body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.files.storage import default_storage
+from django.core.validators import RegexValidator
+from rest_framework import serializers
+
+from config.fields import StrictCharField
+from imagegen.models import GeneratedImage
+from imagegen.providers.base import ASPECT_RATIOS
+from imagegen.providers.registry import get_providers
+
+# The strictest configured route (Recraft V2/V3) takes 1000 characters of prompt in all: the
+# scene, ". Art style: " and the style must fit together.
+MAX_VISUAL_PROMPT_CHARS = 800
+MAX_ART_STYLE_CHARS = 180
+UUID_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
+UUID_MESSAGE = "Must be 1 to 100 characters of letters, digits, '.', '_' or '-'."
+
+
+class ModelChoiceField(StrictCharField):
+    """`auto` or the name of a configured provider route."""
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        choices = ["auto", *get_providers()]
+        if value not in choices:
+            raise serializers.ValidationError(
+                f"Unknown model {value!r}; choose one of: {', '.join(choices)}."
+            )
+        return value
+
+
+class ImageGenerateSerializer(serializers.Serializer):
+    """The body of `POST /image-gen` (the seed's fields plus `model` and `aspect_ratio`)."""
+
+    visual_prompt = StrictCharField(max_length=MAX_VISUAL_PROMPT_CHARS)
+    art_style = StrictCharField(max_length=MAX_ART_STYLE_CHARS, allow_blank=True)
+    uuid = StrictCharField(
+        max_length=100,
+        validators=[RegexValidator(UUID_PATTERN, message=UUID_MESSAGE)],
+    )
+    projectId = StrictCharField(max_length=100)  # noqa: N815  (the seed's name)
+    model = ModelChoiceField(required=False, default="auto")
+    aspect_ratio = serializers.ChoiceField(choices=ASPECT_RATIOS, required=False)
+
+
+class ImagePatchSerializer(serializers.Serializer):
+    """The body of `PATCH /image-gen/<id>`: prompt, style and/or key; read-only fields ignored."""
+
+    visual_prompt = StrictCharField(max_length=MAX_VISUAL_PROMPT_CHARS, required=False)
+    art_style = StrictCharField(max_length=MAX_ART_STYLE_CHARS, allow_blank=True, required=False)
+    s3_key = StrictCharField(max_length=1024, required=False, trim_whitespace=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError(
+                "Send at least one of visual_prompt, art_style or s3_key."
+            )
+        return attrs
+
+
+def image_url(image: GeneratedImage) -> str | None:
+    """A URL a browser can open: presigned on S3, under MEDIA_URL on the file system."""
+    return default_storage.url(image.s3_key) if image.s3_key else None
+
+
+def routing_of(image: GeneratedImage) -> dict[str, Any]:
+    return {
+        "category": image.routing_category,
+        "confidence": image.routing_confidence,
+        "signals": image.routing_signals,
+        "version": image.router_version,
+    }
+
+
+class GenerationAnswerSerializer(serializers.ModelSerializer):
+    """The answer of `POST /image-gen`: the seed's five fields, then what we add.
+
+    The message comes from the context: a replay says so, whatever the stored message is.
+    """
+
+    success = serializers.BooleanField()
+    message = serializers.SerializerMethodField()
+    cost_usd = serializers.DecimalField(max_digits=10, decimal_places=6, coerce_to_string=False)
+    image_url = serializers.SerializerMethodField()
+    routing = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GeneratedImage
+        fields = (
+            "success",
+            "s3_key",
+            "model",
+            "message",
+            "image_size_bytes",
+            "id",
+            "uuid",
+            "status",
+            "provider_model",
+            "width",
+            "height",
+            "cost_usd",
+            "image_url",
+            "routing",
+        )
+        read_only_fields = fields
+
+    def get_message(self, image: GeneratedImage) -> str:
+        return self.context.get("message") or image.message
+
+    def get_image_url(self, image: GeneratedImage) -> str | None:
+        return image_url(image)
+
+    def get_routing(self, image: GeneratedImage) -> dict[str, Any]:
+        return routing_of(image)
+
+
+class ImageSerializer(serializers.ModelSerializer):
+    """A stored image in the seed's camelCase shape."""
+
+    visualPrompt = serializers.CharField(source="visual_prompt")  # noqa: N815
+    artStyle = serializers.CharField(source="art_style")  # noqa: N815
+    success = serializers.BooleanField()
+    s3Key = serializers.SerializerMethodField()  # noqa: N815
+    message = serializers.SerializerMethodField()
+    imageSizeBytes = serializers.IntegerField(source="image_size_bytes")  # noqa: N815
+    projectId = serializers.CharField(source="project_id")  # noqa: N815
+    userId = serializers.SerializerMethodField()  # noqa: N815
+    createdAt = serializers.DateTimeField(source="created_at")  # noqa: N815
+    updatedAt = serializers.DateTimeField(source="updated_at")  # noqa: N815
+    providerModel = serializers.CharField(source="provider_model")  # noqa: N815
+    aspectRatio = serializers.CharField(source="aspect_ratio")  # noqa: N815
+    costUsd = serializers.DecimalField(  # noqa: N815
+        source="cost_usd", max_digits=10, decimal_places=6, coerce_to_string=False
+    )
+    imageUrl = serializers.SerializerMethodField()  # noqa: N815
+    routing = serializers.SerializerMethodField()
+    batchId = serializers.CharField(source="batch_id", allow_null=True)  # noqa: N815
+
+    class Meta:
+        model = GeneratedImage
+        fields = (
+            "id",
+            "visualPrompt",
+            "artStyle",
+            "uuid",
+            "success",
+            "s3Key",
+            "model",
+            "message",
+            "imageSizeBytes",
+            "projectId",
+            "userId",
+            "createdAt",
+            "updatedAt",
+            "status",
+            "providerModel",
+            "width",
+            "height",
+            "aspectRatio",
+            "costUsd",
+            "imageUrl",
+            "routing",
+            "batchId",
+        )
+        read_only_fields = fields
+
+    def get_s3Key(self, image: GeneratedImage) -> str | None:  # noqa: N802
+        return image.s3_key or None
+
+    def get_message(self, image: GeneratedImage) -> str | None:
+        return image.message or None
+
+    def get_userId(self, image: GeneratedImage) -> str:  # noqa: N802
+        return str(image.user_id)
+
+    def get_imageUrl(self, image: GeneratedImage) -> str | None:  # noqa: N802
+        return image_url(image)
+
+    def get_routing(self, image: GeneratedImage) -> dict[str, Any]:
+        return routing_of(image)
+
+
+class ImageWithProjectSerializer(ImageSerializer):
+    """The PATCH answer's `image`: the record plus its project's id and name."""
+
+    project = serializers.SerializerMethodField()
+
+    class Meta(ImageSerializer.Meta):
+        fields = (*ImageSerializer.Meta.fields, "project")
+        read_only_fields = fields
+
+    def get_project(self, image: GeneratedImage) -> dict[str, str]:
+        return {"id": image.project_id, "name": image.project.name}

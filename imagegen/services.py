@@ -1,0 +1,643 @@
+"""The generation pipeline: claim, route, call (retry, fall back), normalise, store, record."""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from imagegen import imaging, routing
+from imagegen.breaker import CircuitBreaker
+from imagegen.exceptions import (
+    ContentRefused,
+    GenerationInProgress,
+    ImageConflict,
+    InvalidStorageKey,
+    ProvidersFailed,
+    ProvidersTimedOut,
+    StorageUnavailable,
+    TooManyInFlight,
+)
+from imagegen.models import GeneratedImage, GenerationAttempt
+from imagegen.providers.base import (
+    CircuitOpen,
+    ContentBlocked,
+    GenerationRequest,
+    GenerationResult,
+    ImageProvider,
+    ProviderBadOutput,
+    ProviderError,
+    ProviderTimeout,
+)
+from imagegen.providers.registry import get_providers
+
+logger = logging.getLogger(__name__)
+sleep = time.sleep  # module-level so tests can observe the waits without waiting
+
+SUCCESS_MESSAGE = "Image generated successfully"
+REPLAY_MESSAGE = "Image already generated for this uuid; returning the stored result (replay)"
+
+
+@dataclass(frozen=True)
+class GenerationOutcome:
+    image: GeneratedImage
+    replayed: bool = False
+
+    @property
+    def message(self) -> str:
+        return REPLAY_MESSAGE if self.replayed else self.image.message
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One provider call as it happened, written to the database after the calls are over."""
+
+    provider: str
+    provider_model: str
+    outcome: str
+    latency_ms: int
+    http_status: int | None = None
+    vendor_request_id: str = ""
+    cost_usd: Decimal = Decimal(0)
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ProviderSuccess:
+    provider: ImageProvider
+    result: GenerationResult
+    jpeg: imaging.JpegImage
+
+
+class ProvidersExhausted(Exception):
+    """Every provider in the order failed; carries the attempts and the deciding error."""
+
+    def __init__(self, attempts: list[AttemptRecord], errors: list[tuple[str, ProviderError]]):
+        super().__init__("all providers failed")
+        self.attempts = attempts
+        self.errors = errors
+
+
+def compose_prompt(visual_prompt: str, art_style: str) -> str:
+    """The prompt sent upstream: the scene, then the art style."""
+    return f"{visual_prompt}. Art style: {art_style}" if art_style else visual_prompt
+
+
+def image_key(*, project_id: str, uuid: str) -> str:
+    """The storage key of a segment's image; unique per project, so never shared across users."""
+    return f"images/{project_id}/{uuid}.jpg"
+
+
+# ---------------------------------------------------------------------------------------------
+# Claiming: the database decides who generates, so it holds across processes and machines.
+# ---------------------------------------------------------------------------------------------
+def image_claim(
+    *,
+    user,
+    project,
+    visual_prompt: str,
+    art_style: str,
+    uuid: str,
+    model: str = "auto",
+    aspect_ratio: str | None = None,
+    status: str = GeneratedImage.Status.RUNNING,
+) -> GenerationOutcome:
+    """Create (or take over a failed) row for `(project, uuid)` in `status`, or replay a success.
+
+    Raises `ImageConflict` when the uuid already holds a different prompt or style,
+    `GenerationInProgress` when another request is generating it, `TooManyInFlight` past the
+    per-user cap.
+    """
+    aspect_ratio = aspect_ratio or settings.IMAGEGEN_DEFAULT_ASPECT_RATIO
+    decision = routing.route(visual_prompt, art_style)
+    fields = {
+        "visual_prompt": visual_prompt,
+        "art_style": art_style,
+        "aspect_ratio": aspect_ratio,
+        "requested_model": model,
+        "status": status,
+        "model": "",
+        "provider_model": "",
+        "message": "",
+        "error_code": "",
+        "block_reason": "",
+        "routing_category": decision.category,
+        "routing_confidence": decision.confidence,
+        "routing_signals": list(decision.signals),
+        "router_version": decision.version,
+        "started_at": timezone.now() if status == GeneratedImage.Status.RUNNING else None,
+        "finished_at": None,
+    }
+    for _ in range(2):
+        try:
+            with transaction.atomic():
+                existing = (
+                    GeneratedImage.objects.select_for_update()
+                    .filter(project=project, uuid=uuid)
+                    .first()
+                )
+                if existing is None:
+                    _check_in_flight(user)
+                    image = GeneratedImage.objects.create(
+                        project=project, user=user, uuid=uuid, **fields
+                    )
+                    return GenerationOutcome(image)
+                if _is_replay(existing, visual_prompt, art_style, aspect_ratio):
+                    return GenerationOutcome(existing, replayed=True)
+                _check_claimable(existing, visual_prompt, art_style, aspect_ratio)
+                _check_in_flight(user)
+                for name, value in fields.items():
+                    setattr(existing, name, value)
+                existing.save(update_fields=[*fields, "updated_at"])
+                return GenerationOutcome(existing)
+        except IntegrityError:
+            # A concurrent request inserted the same (project, uuid) first: read its row.
+            continue
+    raise GenerationInProgress(_in_progress_message(uuid), headers={"Retry-After": "5"})
+
+
+def _is_replay(
+    image: GeneratedImage, visual_prompt: str, art_style: str, aspect_ratio: str
+) -> bool:
+    if image.status != GeneratedImage.Status.SUCCEEDED:
+        return False
+    same = (image.visual_prompt, image.art_style, image.aspect_ratio)
+    if same == (visual_prompt, art_style, aspect_ratio):
+        return True
+    raise ImageConflict(
+        f"uuid {image.uuid!r} in this project already has an image made from a different prompt, "
+        "art style or aspect ratio. Use a new uuid, or PATCH the existing image.",
+        id=image.id,
+    )
+
+
+def _check_claimable(image: GeneratedImage, *args: str) -> None:
+    active = (GeneratedImage.Status.PENDING, GeneratedImage.Status.RUNNING)
+    if image.status in active and not _is_stale(image):
+        raise GenerationInProgress(
+            _in_progress_message(image.uuid), headers={"Retry-After": "5"}, id=image.id
+        )
+
+
+def _is_stale(image: GeneratedImage) -> bool:
+    lease = timedelta(seconds=settings.IMAGEGEN_RUNNING_LEASE)
+    stamp = image.started_at or image.updated_at
+    return image.status == GeneratedImage.Status.RUNNING and stamp < timezone.now() - lease
+
+
+def _in_progress_message(uuid: str) -> str:
+    return (
+        f"An image for uuid {uuid!r} is being generated right now; "
+        "retry in a few seconds to get the result."
+    )
+
+
+def _check_in_flight(user) -> None:
+    cap = settings.IMAGEGEN_MAX_IN_FLIGHT_PER_USER
+    since = timezone.now() - timedelta(seconds=settings.IMAGEGEN_RUNNING_LEASE)
+    running = GeneratedImage.objects.filter(
+        user=user, status=GeneratedImage.Status.RUNNING, started_at__gte=since
+    ).count()
+    if running >= cap:
+        raise TooManyInFlight(
+            f"You already have {running} generations in progress (the limit is {cap}); "
+            "wait for some to finish.",
+            headers={"Retry-After": "5"},
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Calling providers: retries with backoff, circuit breakers, fallback.
+# ---------------------------------------------------------------------------------------------
+def provider_order(*, routed: str, requested: str = "auto") -> list[ImageProvider]:
+    """The chosen provider first (the request's `model`, else the routed one), then the others.
+
+    A route that is not configured is skipped, so a keyless local run still generates.
+    """
+    providers = get_providers()
+    first = requested if requested != "auto" else routed
+    ordered = [providers[first]] if first in providers else []
+    ordered += [provider for name, provider in providers.items() if name != first]
+    return ordered
+
+
+def backoff_delay(attempt: int, retry_after: float | None) -> float:
+    """Seconds before retry number `attempt` (0-based): the vendor's wait, or full jitter."""
+    if retry_after is not None:
+        return min(retry_after, settings.IMAGEGEN_RETRY_AFTER_CAP)
+    ceiling = min(settings.IMAGEGEN_BACKOFF_CAP, settings.IMAGEGEN_BACKOFF_BASE * 2**attempt)
+    return random.uniform(0, ceiling)  # noqa: S311  (jitter, not cryptography)
+
+
+def _attempt(provider: ImageProvider, request: GenerationRequest) -> ProviderSuccess:
+    result = provider.generate(request, timeout=settings.IMAGEGEN_PROVIDER_TIMEOUT)
+    try:
+        jpeg = imaging.to_jpeg(
+            result.image_bytes,
+            max_bytes=settings.IMAGEGEN_MAX_IMAGE_BYTES,
+            quality=settings.IMAGEGEN_JPEG_QUALITY,
+        )
+    except imaging.InvalidImage as exc:
+        raise ProviderBadOutput(
+            f"{provider.name} returned unusable image data: {exc}",
+            http_status=result.http_status,
+            vendor_request_id=result.vendor_request_id,
+            provider_model=result.provider_model,
+            cost_usd=result.cost_usd,
+        ) from exc
+    return ProviderSuccess(provider=provider, result=result, jpeg=jpeg)
+
+
+def _log_attempt(image_id: str, record: AttemptRecord) -> None:
+    logger.info(
+        "provider_attempt image=%s provider=%s model=%s outcome=%s status=%s latency_ms=%d "
+        "request_id=%s cost_usd=%s",
+        image_id,
+        record.provider,
+        record.provider_model,
+        record.outcome,
+        record.http_status or "-",
+        record.latency_ms,
+        record.vendor_request_id or "-",
+        record.cost_usd,
+    )
+
+
+def _record(
+    attempts: list[AttemptRecord],
+    image_id: str,
+    provider: ImageProvider,
+    started: float,
+    **fields: object,
+) -> None:
+    record = AttemptRecord(
+        provider=provider.name,
+        latency_ms=int((time.monotonic() - started) * 1000),
+        **{"provider_model": provider.model, **fields},
+    )
+    attempts.append(record)
+    _log_attempt(image_id, record)
+
+
+def _try_provider(
+    provider: ImageProvider,
+    request: GenerationRequest,
+    *,
+    attempts: list[AttemptRecord],
+    errors: list[tuple[str, ProviderError]],
+    image_id: str,
+) -> ProviderSuccess | None:
+    """Up to `IMAGEGEN_PROVIDER_ATTEMPTS` calls to one provider; None when it gave up."""
+    breaker = CircuitBreaker(provider.name)
+    for attempt in range(settings.IMAGEGEN_PROVIDER_ATTEMPTS):
+        started = time.monotonic()
+        if not breaker.allow():
+            skipped = CircuitOpen(
+                f"skipped: {provider.name} failed repeatedly; next trial in "
+                f"{breaker.seconds_until_trial():.0f} s"
+            )
+            _record(
+                attempts,
+                image_id,
+                provider,
+                started,
+                outcome=skipped.outcome,
+                detail=skipped.message,
+            )
+            errors.append((provider.name, skipped))
+            return None
+        try:
+            success = _attempt(provider, request)
+        except ProviderError as exc:
+            _record(
+                attempts,
+                image_id,
+                provider,
+                started,
+                outcome=exc.outcome,
+                provider_model=exc.provider_model or provider.model,
+                http_status=exc.http_status,
+                vendor_request_id=exc.vendor_request_id,
+                cost_usd=exc.cost_usd,
+                detail=exc.message[:500],
+            )
+            errors.append((provider.name, exc))
+            if exc.counts_against_breaker:
+                breaker.record_failure()
+            if not exc.retryable:
+                return None
+            if attempt + 1 < settings.IMAGEGEN_PROVIDER_ATTEMPTS:
+                sleep(backoff_delay(attempt, exc.retry_after))
+            continue
+        breaker.record_success()
+        _record(
+            attempts,
+            image_id,
+            provider,
+            started,
+            outcome=GenerationAttempt.Outcome.SUCCEEDED,
+            provider_model=success.result.provider_model,
+            http_status=success.result.http_status,
+            vendor_request_id=success.result.vendor_request_id,
+            cost_usd=success.result.cost_usd,
+        )
+        return success
+    return None
+
+
+def call_providers(
+    request: GenerationRequest, order: list[ImageProvider], *, image_id: str = ""
+) -> tuple[ProviderSuccess, list[AttemptRecord], list[tuple[str, ProviderError]]]:
+    """Try each provider in `order` until one returns a usable image.
+
+    Retryable errors are retried on the same provider with backoff that honours the vendor's
+    requested wait; credentials and rejected requests move on at once; after a safety block,
+    at most one more provider is asked (none with `IMAGEGEN_FALLBACK_ON_BLOCK` off).
+    Raises `ProvidersExhausted` with every attempt made.
+    """
+    attempts: list[AttemptRecord] = []
+    errors: list[tuple[str, ProviderError]] = []
+    providers_left_after_block: int | None = None
+    for provider in order:
+        if providers_left_after_block == 0:
+            break
+        if providers_left_after_block is not None:
+            providers_left_after_block -= 1
+        success = _try_provider(
+            provider, request, attempts=attempts, errors=errors, image_id=image_id
+        )
+        if success is not None:
+            return success, attempts, errors
+        if providers_left_after_block is None and isinstance(errors[-1][1], ContentBlocked):
+            providers_left_after_block = 1 if settings.IMAGEGEN_FALLBACK_ON_BLOCK else 0
+    raise ProvidersExhausted(attempts, errors)
+
+
+def _failure_for(exhausted: ProvidersExhausted):
+    """The domain error that explains an exhausted provider order to the caller."""
+    blocks = [exc for _, exc in exhausted.errors if isinstance(exc, ContentBlocked)]
+    if blocks:
+        block = blocks[-1]
+        return (
+            ContentRefused(
+                f"The content was blocked by the provider's safety filter ({block.block_reason}). "
+                "Rephrase the visual prompt and try again.",
+            ),
+            "content_blocked",
+            block.block_reason,
+        )
+    if not exhausted.errors:
+        return (
+            ProvidersFailed(
+                "No image provider is configured; set RECRAFT_API_KEY or GEMINI_API_KEY."
+            ),
+            "no_provider",
+            "",
+        )
+    summary = "; ".join(f"{name}: {exc.message}" for name, exc in exhausted.errors[-3:])
+    if all(isinstance(exc, ProviderTimeout) for _, exc in exhausted.errors):
+        return (
+            ProvidersTimedOut(f"Every image provider timed out ({summary}). Try again later."),
+            "providers_timed_out",
+            "",
+        )
+    return (
+        ProvidersFailed(f"Every image provider failed ({summary}). Try again later."),
+        "providers_failed",
+        "",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a claimed image to the end.
+# ---------------------------------------------------------------------------------------------
+def _release_db_connection() -> None:
+    # Vendor calls take 10-40 s: holding a PostgreSQL connection through them exhausts the
+    # server under bursts. Django reconnects on the next query.
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def _fallback_note(success: ProviderSuccess, errors: list[tuple[str, ProviderError]]) -> str:
+    failed = [name for name, _ in errors if name != success.provider.name]
+    if not failed:
+        return SUCCESS_MESSAGE
+    reasons = "; ".join(
+        f"{name}: {exc.outcome.replace('_', ' ')}" for name, exc in errors if name in failed
+    )
+    return f"{SUCCESS_MESSAGE} by {success.provider.name} after fallback ({reasons})"
+
+
+def _save_attempts(image: GeneratedImage, attempts: list[AttemptRecord]) -> Decimal:
+    GenerationAttempt.objects.bulk_create(
+        GenerationAttempt(image=image, **record.__dict__) for record in attempts
+    )
+    return sum((record.cost_usd for record in attempts), Decimal(0))
+
+
+def _record_failure(
+    image: GeneratedImage,
+    *,
+    attempts: list[AttemptRecord],
+    message: str,
+    error_code: str,
+    block_reason: str = "",
+    model: str = "",
+    provider_model: str = "",
+) -> None:
+    with transaction.atomic():
+        cost = _save_attempts(image, attempts)
+        image.status = GeneratedImage.Status.FAILED
+        image.message = message
+        image.error_code = error_code
+        image.block_reason = block_reason[:200]
+        image.model = model or (attempts[-1].provider if attempts else "")
+        image.provider_model = provider_model or (attempts[-1].provider_model if attempts else "")
+        image.cost_usd += cost
+        image.finished_at = timezone.now()
+        image.save()
+
+
+def image_run(image: GeneratedImage) -> GeneratedImage:
+    """Generate, store and record a claimed image; return it succeeded.
+
+    Raises `ContentRefused` (422), `ProvidersFailed` (502), `ProvidersTimedOut` (504) or
+    `StorageUnavailable` (503) after recording the failure on the row; nothing is stored then.
+    """
+    request = GenerationRequest(
+        prompt=compose_prompt(image.visual_prompt, image.art_style),
+        aspect_ratio=image.aspect_ratio,
+        category=image.routing_category,
+    )
+    routed = settings.IMAGEGEN_ROUTES.get(image.routing_category, "")
+    order = provider_order(routed=routed, requested=image.requested_model)
+    _release_db_connection()
+    try:
+        success, attempts, errors = call_providers(request, order, image_id=image.id)
+    except ProvidersExhausted as exhausted:
+        error, code, block_reason = _failure_for(exhausted)
+        _record_failure(
+            image,
+            attempts=exhausted.attempts,
+            message=error.message,
+            error_code=code,
+            block_reason=block_reason,
+        )
+        error.extra.update(id=image.id, model=image.model)
+        raise error from None
+
+    key = image_key(project_id=image.project_id, uuid=image.uuid)
+    try:
+        stored_key = default_storage.save(key, ContentFile(success.jpeg.data))
+    except Exception as exc:
+        logger.exception("storage_failed image=%s key=%s", image.id, key)
+        message = f"The image was generated but could not be stored ({type(exc).__name__}). Retry."
+        _record_failure(
+            image,
+            attempts=attempts,
+            message=message,
+            error_code="storage_unavailable",
+            model=success.provider.name,
+            provider_model=success.result.provider_model,
+        )
+        raise StorageUnavailable(message, id=image.id, model=success.provider.name) from exc
+
+    try:
+        with transaction.atomic():
+            cost = _save_attempts(image, attempts)
+            image.status = GeneratedImage.Status.SUCCEEDED
+            image.model = success.provider.name
+            image.provider_model = success.result.provider_model
+            image.message = _fallback_note(success, errors)
+            image.error_code = ""
+            image.s3_key = stored_key
+            image.image_size_bytes = len(success.jpeg.data)
+            image.width = success.jpeg.width
+            image.height = success.jpeg.height
+            image.cost_usd += cost
+            image.finished_at = timezone.now()
+            image.save()
+    except Exception:
+        # The row did not commit: the object must not outlive it.
+        default_storage.delete(stored_key)
+        raise
+    return image
+
+
+def image_generate(
+    *,
+    user,
+    project,
+    visual_prompt: str,
+    art_style: str,
+    uuid: str,
+    model: str = "auto",
+    aspect_ratio: str | None = None,
+) -> GenerationOutcome:
+    """Generate a segment's image now, or replay the stored one for a repeated request.
+
+    Raises what `image_claim` and `image_run` raise.
+    """
+    claimed = image_claim(
+        user=user,
+        project=project,
+        visual_prompt=visual_prompt,
+        art_style=art_style,
+        uuid=uuid,
+        model=model,
+        aspect_ratio=aspect_ratio,
+    )
+    if claimed.replayed:
+        return claimed
+    return GenerationOutcome(image_run(claimed.image))
+
+
+# ---------------------------------------------------------------------------------------------
+# Editing and deleting.
+# ---------------------------------------------------------------------------------------------
+_KEY_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def validate_image_key(*, image: GeneratedImage, s3_key: str) -> str:
+    """Accept only an existing key inside the image's own project namespace.
+
+    Raises `InvalidStorageKey` for traversal (`..`), absolute paths, backslashes, control
+    characters, keys of other projects, and keys with no object behind them.
+    """
+    namespace = f"images/{image.project_id}/"
+    if _KEY_FORBIDDEN.search(s3_key) or s3_key.startswith("/") or ".." in s3_key.split("/"):
+        raise InvalidStorageKey(
+            "s3_key must be a plain relative key: no '..' segments, leading '/', backslashes "
+            "or control characters."
+        )
+    if not s3_key.startswith(namespace) or len(s3_key) == len(namespace):
+        raise InvalidStorageKey(f"s3_key must be a key under {namespace!r} (this image's project).")
+    if not default_storage.exists(s3_key):
+        raise InvalidStorageKey(f"There is no stored object at {s3_key!r}.")
+    return s3_key
+
+
+def describe_changes(changed: list[str]) -> str:
+    """The seed's message: "Image prompt, art style, and S3 key updated successfully"."""
+    labels = {"visual_prompt": "prompt", "art_style": "art style", "s3_key": "S3 key"}
+    names = [labels[field] for field in labels if field in changed]
+    # The seed's Oxford comma for three names; "a and b" for two.
+    joined = " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])}, and {names[-1]}"
+    return f"Image {joined} updated successfully"
+
+
+def image_update(
+    *,
+    image: GeneratedImage,
+    visual_prompt: str | None = None,
+    art_style: str | None = None,
+    s3_key: str | None = None,
+) -> list[str]:
+    """Change an image's prompt, style and/or storage key; return the fields that were sent.
+
+    Raises `InvalidStorageKey` (nothing is changed then).
+    """
+    changes: dict[str, str] = {}
+    if visual_prompt is not None:
+        changes["visual_prompt"] = visual_prompt
+    if art_style is not None:
+        changes["art_style"] = art_style
+    if s3_key is not None:
+        changes["s3_key"] = validate_image_key(image=image, s3_key=s3_key)
+    for field, value in changes.items():
+        setattr(image, field, value)
+    image.save(update_fields=[*changes, "updated_at"])
+    return list(changes)
+
+
+def delete_objects_on_commit(keys: list[str]) -> None:
+    """Delete stored objects once the surrounding transaction commits (never before)."""
+    keys = [key for key in keys if key]
+    if keys:
+        transaction.on_commit(lambda: _delete_objects(keys))
+
+
+def _delete_objects(keys: list[str]) -> None:
+    for key in keys:
+        try:
+            default_storage.delete(key)
+        except Exception:
+            # The row is gone already; `imagegen_reconcile` finds and removes the orphan.
+            logger.exception("storage_delete_failed key=%s", key)
+
+
+@transaction.atomic
+def image_delete(*, image: GeneratedImage) -> None:
+    """Delete an image's row and, after commit, its stored object."""
+    delete_objects_on_commit([image.s3_key])
+    image.delete()

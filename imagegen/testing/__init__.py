@@ -1,0 +1,1 @@
+"""Test doubles of the vendors, shared by the test suite and the benchmarks."""

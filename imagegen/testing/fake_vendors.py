@@ -1,0 +1,185 @@
+"""A loopback HTTP server speaking Recraft's and Gemini's wire formats, with scriptable faults.
+
+Used by the end-to-end tests (in-process) and the benchmarks (`python -m
+imagegen.testing.fake_vendors --port 9100 --latency 2`). Recraft lives under `/recraft/v1`,
+Gemini under `/gemini/v1beta`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from imagegen.testing import vendor_payloads
+
+_GEMINI_PATH = re.compile(r"^/gemini/v1beta/models/(?P<model>[^/:]+):generateContent$")
+_RECRAFT_PATH = "/recraft/v1/images/generations"
+
+
+@dataclass
+class Reply:
+    """One scripted answer. `delay` waits before the headers; `trickle` sends the body slowly."""
+
+    status: int = 200
+    body: dict[str, Any] | bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    trickle: float = 0.0
+    drop: bool = False  # close the connection without answering
+
+
+class FakeVendorServer:
+    """`with FakeVendorServer() as vendors:`, then script faults with `vendors.script(...)`."""
+
+    def __init__(
+        self, *, latency: float = 0.0, image_size: tuple[int, int] = (64, 36), port: int = 0
+    ) -> None:
+        self.latency = latency
+        self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
+        self._lock = threading.Lock()
+        self.requests: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+        self._recraft_image = vendor_payloads.image_bytes("WEBP", image_size)
+        self._gemini_image = vendor_payloads.image_bytes("PNG", image_size)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self._server.daemon_threads = True
+        self._server.request_queue_size = 256
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def recraft_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/recraft/v1"
+
+    @property
+    def gemini_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/gemini/v1beta"
+
+    def start(self) -> FakeVendorServer:
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeVendorServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- scripting -------------------------------------------------------------------------
+    def script(self, vendor: str, *replies: Reply) -> None:
+        """Queue answers for `recraft` or `gemini`; once used up, every call succeeds."""
+        with self._lock:
+            self._scripts[vendor].extend(replies)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._scripts.clear()
+            self.requests.clear()
+
+    def calls(self, vendor: str) -> int:
+        with self._lock:
+            return sum(1 for name, _, _ in self.requests if name == vendor)
+
+    def _next_reply(self, vendor: str, model: str) -> Reply:
+        with self._lock:
+            if self._scripts[vendor]:
+                return self._scripts[vendor].popleft()
+        if vendor == "recraft":
+            body = vendor_payloads.recraft_success(self._recraft_image)
+        else:
+            body = vendor_payloads.gemini_success(self._gemini_image, model=model)
+        return Reply(body=body, delay=self.latency)
+
+    # -- HTTP ------------------------------------------------------------------------------
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return  # keep test and benchmark output clean
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    payload = json.loads(raw or b"{}")
+                except ValueError:
+                    payload = {}
+                if self.path == _RECRAFT_PATH:
+                    vendor, model = "recraft", str(payload.get("model", ""))
+                elif match := _GEMINI_PATH.match(self.path):
+                    vendor, model = "gemini", match.group("model")
+                else:
+                    self._send(Reply(status=404, body=b"404 page not found"))
+                    return
+                with server._lock:
+                    server.requests.append((vendor, payload, dict(self.headers)))
+                self._send(server._next_reply(vendor, model))
+
+            def _send(self, reply: Reply) -> None:
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if reply.drop:
+                    self.close_connection = True
+                    return
+                if isinstance(reply.body, dict):
+                    body, content_type = json.dumps(reply.body).encode(), "application/json"
+                else:
+                    body, content_type = reply.body or b"", "text/plain"
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.headers.get("Content-Type", content_type))
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in reply.headers.items():
+                    if name != "Content-Type":
+                        self.send_header(name, value)
+                self.end_headers()
+                try:
+                    if reply.trickle:
+                        for index in range(len(body)):
+                            self.wfile.write(body[index : index + 1])
+                            self.wfile.flush()
+                            time.sleep(reply.trickle)
+                    else:
+                        self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+
+        return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--size", default="1024x1024", help="image size, WxH")
+    args = parser.parse_args()
+    width, height = (int(part) for part in args.size.split("x"))
+    server = FakeVendorServer(latency=args.latency, image_size=(width, height), port=args.port)
+    print(f"fake vendors on {server.recraft_url} and {server.gemini_url}", flush=True)
+    server.start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,292 @@
+"""The seed's three endpoints end to end: real PostgreSQL, S3 on moto, vendors via `responses`."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from conftest import new_uuid
+from imagegen.models import GeneratedImage
+from imagegen.tests.factories import GeneratedImageFactory
+
+pytestmark = pytest.mark.django_db
+
+SEED_POST = {
+    "visual_prompt": (
+        "A sleek eco-friendly water bottle on a wooden desk with green plants in the background"
+    ),
+    "art_style": "modern minimalist photography",
+    "uuid": "segment-001-image",
+}
+SEED_PATCH = {
+    "visual_prompt": (
+        "A sleek eco-friendly water bottle on a wooden desk with green plants in the background, "
+        "focusing on sustainability and health benefits"
+    ),
+    "art_style": "cinematic photography with soft lighting",
+}
+
+
+def post_image(api, project, **overrides):
+    return api.post(
+        "/image-gen", {**SEED_POST, "projectId": project.id, **overrides}, format="json"
+    )
+
+
+def test_seed_post_stores_a_jpeg_and_answers_the_seed_shape(api, project, vendors, any_storage):
+    vendors.recraft()
+
+    response = post_image(api, project)
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert list(body)[:5] == ["success", "s3_key", "model", "message", "image_size_bytes"]
+    assert body["success"] is True
+    assert body["model"] == "recraft-ai"
+    assert body["message"] == "Image generated successfully"
+    assert body["s3_key"] == f"images/{project.id}/segment-001-image.jpg"
+    with default_storage.open(body["s3_key"]) as stored:
+        data = stored.read()
+    assert len(data) == body["image_size_bytes"]
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "JPEG"
+    assert (image.width, image.height) == (body["width"], body["height"])
+    row = GeneratedImage.objects.get(pk=body["id"])
+    assert row.status == "succeeded"
+    assert row.provider_model == "recraftv4_1"
+    assert row.user == project.owner
+
+
+def test_s3_object_has_jpeg_content_type(api, project, vendors, s3_client):
+    vendors.recraft()
+
+    key = post_image(api, project).json()["s3_key"]
+
+    head = s3_client.head_object(Bucket="imagegen-test", Key=key)
+    assert head["ContentType"] == "image/jpeg"
+
+
+def test_artistic_prompt_goes_to_google(api, project, vendors):
+    vendors.gemini()
+
+    response = post_image(api, project, art_style="watercolor painting", uuid=new_uuid())
+
+    assert response.status_code == 201
+    assert response.json()["model"] == "google-imagen"
+    assert response.json()["provider_model"] == "gemini-2.5-flash-image"
+
+
+def test_explicit_model_overrides_routing(api, project, vendors):
+    vendors.gemini()
+
+    response = post_image(api, project, model="google-imagen", uuid=new_uuid())
+
+    assert response.json()["model"] == "google-imagen"
+    assert vendors.calls("recraft") == 0
+
+
+@pytest.mark.parametrize("path", ["/image-gen", "/image-gen/"])
+def test_trailing_slash_is_optional(api, project, vendors, path):
+    vendors.recraft()
+
+    response = api.post(path, {**SEED_POST, "projectId": project.id}, format="json")
+
+    assert response.status_code == 201
+
+
+def test_list_is_newest_first_in_camel_case(api, project):
+    older = GeneratedImageFactory(project=project)
+    newer = GeneratedImageFactory(project=project)
+
+    response = api.get("/image-gen")
+
+    assert response.status_code == 200
+    items = response.json()
+    assert [item["id"] for item in items] == [newer.id, older.id]
+    for key in (
+        "id",
+        "visualPrompt",
+        "artStyle",
+        "uuid",
+        "success",
+        "s3Key",
+        "model",
+        "message",
+        "imageSizeBytes",
+        "projectId",
+        "userId",
+        "createdAt",
+        "providerModel",
+        "width",
+        "height",
+        "imageUrl",
+        "costUsd",
+        "routing",
+        "status",
+    ):
+        assert key in items[0]
+    assert items[0]["imageUrl"].startswith("http")  # presigned on S3
+
+
+def test_list_filters_by_id_and_project(api, user, project):
+    from projects.tests.factories import ProjectFactory
+
+    second_project = ProjectFactory(owner=user)
+    first = GeneratedImageFactory(project=project)
+    GeneratedImageFactory(project=second_project)
+
+    by_project = api.get("/image-gen", {"projectId": project.id}).json()
+    by_id = api.get("/image-gen", {"id": first.id}).json()
+
+    assert [item["id"] for item in by_project] == [first.id]
+    assert [item["id"] for item in by_id] == [first.id]
+
+
+def test_patch_answers_the_seed_shape(api, project, s3_client):
+    image = GeneratedImageFactory(project=project)
+    new_key = f"images/{project.id}/updated-segment-001-image.jpg"
+    s3_client.put_object(Bucket="imagegen-test", Key=new_key, Body=b"jpeg")
+
+    response = api.patch(f"/image-gen/{image.id}", {**SEED_PATCH, "s3_key": new_key}, format="json")
+
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["success"] is True
+    assert body["message"] == "Image prompt, art style, and S3 key updated successfully"
+    assert body["image"]["visualPrompt"] == SEED_PATCH["visual_prompt"]
+    assert body["image"]["artStyle"] == SEED_PATCH["art_style"]
+    assert body["image"]["s3Key"] == new_key
+    assert body["image"]["project"] == {"id": project.id, "name": project.name}
+
+
+def test_patch_message_names_only_what_changed(api, project):
+    image = GeneratedImageFactory(project=project)
+
+    response = api.patch(f"/image-gen/{image.id}", SEED_PATCH, format="json")
+
+    assert response.json()["message"] == "Image prompt and art style updated successfully"
+    image.refresh_from_db()
+    assert image.art_style == SEED_PATCH["art_style"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/image-gen"),
+        ("post", "/image-gen"),
+        ("patch", "/image-gen/abc"),
+        ("get", "/projects"),
+        ("post", "/projects"),
+    ],
+)
+def test_every_endpoint_requires_a_token(anonymous, method, path):
+    response = getattr(anonymous, method)(path, {}, format="json")
+
+    assert response.status_code == 401
+    assert response.json()["success"] is False
+
+
+def test_token_endpoints_issue_and_rotate(anonymous, user):
+    pair = anonymous.post(
+        "/auth/token",
+        {"username": user.username, "password": "correct-horse-battery"},
+        format="json",
+    ).json()
+    refreshed = anonymous.post("/auth/token/refresh", {"refresh": pair["refresh"]}, format="json")
+    replayed = anonymous.post("/auth/token/refresh", {"refresh": pair["refresh"]}, format="json")
+
+    assert set(pair) == {"access", "refresh"}
+    assert refreshed.status_code == 200
+    assert "refresh" in refreshed.json()
+    assert replayed.status_code == 401  # the rotated refresh token is blacklisted
+
+
+def test_second_user_sees_none_of_the_first_users_data(api, other_api, project):
+    image = GeneratedImageFactory(project=project)
+
+    assert other_api.get("/image-gen").json() == []
+    assert other_api.get(f"/image-gen/{image.id}").status_code == 404
+    assert other_api.get("/projects").json() == []
+    assert other_api.get(f"/projects/{project.id}").status_code == 404
+
+
+BAD_INPUTS = [
+    ({"visual_prompt": ""}, "visual_prompt"),
+    ({"visual_prompt": "   "}, "visual_prompt"),
+    ({"visual_prompt": 42}, "visual_prompt"),
+    ({"visual_prompt": ["a"]}, "visual_prompt"),
+    ({"visual_prompt": "x" * 801}, "visual_prompt"),
+    ({"visual_prompt": "nul\x00byte"}, "visual_prompt"),
+    ({"art_style": None}, "art_style"),
+    ({"art_style": "y" * 181}, "art_style"),
+    ({"art_style": "bell\x07"}, "art_style"),
+    ({"uuid": ""}, "uuid"),
+    ({"uuid": "a/b"}, "uuid"),
+    ({"uuid": "../x"}, "uuid"),
+    ({"uuid": "u" * 101}, "uuid"),
+    ({"uuid": 7}, "uuid"),
+    ({"model": "dall-e"}, "model"),
+    ({"aspect_ratio": "7:5"}, "aspect_ratio"),
+    ({"projectId": 12}, "projectId"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "field"), BAD_INPUTS)
+def test_bad_input_is_a_400_that_changes_nothing(api, project, vendors, overrides, field):
+    response = post_image(api, project, **overrides)
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["success"] is False
+    assert field in body["errors"]
+    assert field in body["message"] or "Invalid input" in body["message"]
+    assert GeneratedImage.objects.count() == 0
+    assert len(vendors.mock.calls) == 0
+
+
+@pytest.mark.parametrize("missing", ["visual_prompt", "art_style", "uuid", "projectId"])
+def test_missing_field_is_a_400(api, project, vendors, missing):
+    body = {**SEED_POST, "projectId": project.id}
+    del body[missing]
+
+    response = api.post("/image-gen", body, format="json")
+
+    assert response.status_code == 400
+    assert missing in response.json()["errors"]
+
+
+def test_unknown_project_is_a_404(api, vendors):
+    response = api.post("/image-gen", {**SEED_POST, "projectId": "nope"}, format="json")
+
+    assert response.status_code == 404
+    assert response.json()["success"] is False
+    assert len(vendors.mock.calls) == 0
+
+
+def test_malformed_json_is_a_400(api):
+    response = api.generic("POST", "/image-gen", "{not json", content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["success"] is False
+
+
+def test_wrong_content_type_is_a_415(api):
+    response = api.generic("POST", "/image-gen", "a=b", content_type="text/plain")
+
+    assert response.status_code == 415
+
+
+def test_json_array_body_is_a_400(api):
+    response = api.post("/image-gen", [1, 2], format="json")
+
+    assert response.status_code == 400
+
+
+def test_unknown_url_is_json_404(api):
+    response = api.get("/no-such-endpoint")
+
+    assert response.status_code == 404
+    assert response.json()["success"] is False

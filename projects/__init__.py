@@ -1,0 +1,1 @@
+"""Projects: what a user's images belong to."""

@@ -1,0 +1,8 @@
+"""App configuration for projects."""
+
+from django.apps import AppConfig
+
+
+class ProjectsConfig(AppConfig):
+    name = "projects"
+    verbose_name = "Projects"

@@ -1,0 +1,31 @@
+"""Project API shapes (camelCase, like the image records)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from config.fields import StrictCharField
+from projects.models import Project
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    name = StrictCharField(max_length=200)
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)  # noqa: N815
+    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)  # noqa: N815
+    userId = serializers.SerializerMethodField()  # noqa: N815
+    imageCount = serializers.IntegerField(source="image_count", read_only=True)  # noqa: N815
+    totalCostUsd = serializers.DecimalField(  # noqa: N815
+        source="total_cost_usd",
+        max_digits=12,
+        decimal_places=6,
+        read_only=True,
+        coerce_to_string=False,
+    )
+
+    class Meta:
+        model = Project
+        fields = ("id", "name", "createdAt", "updatedAt", "userId", "imageCount", "totalCostUsd")
+        read_only_fields = ("id",)
+
+    def get_userId(self, project: Project) -> str:  # noqa: N802
+        return str(project.owner_id)
