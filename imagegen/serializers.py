@@ -7,6 +7,7 @@ from typing import Any
 from django.core.files.storage import default_storage
 from django.core.validators import RegexValidator
 from rest_framework import serializers
+from rest_framework.request import Request
 
 from config.fields import StrictCharField
 from imagegen.models import GeneratedImage
@@ -63,9 +64,12 @@ class ImagePatchSerializer(serializers.Serializer):
         return attrs
 
 
-def image_url(image: GeneratedImage) -> str | None:
-    """A URL a browser can open: presigned on S3, under MEDIA_URL on the file system."""
-    return default_storage.url(image.s3_key) if image.s3_key else None
+def image_url(image: GeneratedImage, request: Request | None = None) -> str | None:
+    """A URL a browser can open: presigned on S3, absolute under MEDIA_URL on the file system."""
+    if not image.s3_key:
+        return None
+    url = default_storage.url(image.s3_key)
+    return request.build_absolute_uri(url) if request is not None else url
 
 
 def routing_of(image: GeneratedImage) -> dict[str, Any]:
@@ -113,7 +117,7 @@ class GenerationAnswerSerializer(serializers.ModelSerializer):
         return self.context.get("message") or image.message
 
     def get_image_url(self, image: GeneratedImage) -> str | None:
-        return image_url(image)
+        return image_url(image, self.context.get("request"))
 
     def get_routing(self, image: GeneratedImage) -> dict[str, Any]:
         return routing_of(image)
@@ -179,7 +183,7 @@ class ImageSerializer(serializers.ModelSerializer):
         return str(image.user_id)
 
     def get_imageUrl(self, image: GeneratedImage) -> str | None:  # noqa: N802
-        return image_url(image)
+        return image_url(image, self.context.get("request"))
 
     def get_routing(self, image: GeneratedImage) -> dict[str, Any]:
         return routing_of(image)

@@ -63,7 +63,9 @@ class ImageListCreateView(generics.ListAPIView):
             model=data["model"],
             aspect_ratio=data.get("aspect_ratio"),
         )
-        answer = GenerationAnswerSerializer(outcome.image, context={"message": outcome.message})
+        answer = GenerationAnswerSerializer(
+            outcome.image, context={"message": outcome.message, "request": request}
+        )
         code = status.HTTP_200_OK if outcome.replayed else status.HTTP_201_CREATED
         return Response(answer.data, status=code)
 
@@ -87,7 +89,7 @@ class ImageDetailView(generics.RetrieveAPIView):
             {
                 "success": True,
                 "message": services.describe_changes(changed),
-                "image": ImageWithProjectSerializer(image).data,
+                "image": ImageWithProjectSerializer(image, context={"request": request}).data,
             }
         )
 
