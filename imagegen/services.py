@@ -641,3 +641,32 @@ def image_delete(*, image: GeneratedImage) -> None:
     """Delete an image's row and, after commit, its stored object."""
     delete_objects_on_commit([image.s3_key])
     image.delete()
+
+
+def image_regenerate(*, image: GeneratedImage) -> GeneratedImage:
+    """Generate a new image for an existing row from its current prompt, style and aspect ratio.
+
+    Works on succeeded and failed rows alike (the stored object is replaced). Raises
+    `GenerationInProgress` when the row is being generated right now, `TooManyInFlight` past
+    the owner's cap, then what `image_run` raises.
+    """
+    decision = routing.route(image.visual_prompt, image.art_style)
+    with transaction.atomic():
+        locked = GeneratedImage.objects.select_for_update().get(pk=image.pk)
+        _check_claimable(locked)
+        _check_in_flight(locked.user_id)
+        GeneratedImage.objects.filter(pk=locked.pk).update(
+            status=GeneratedImage.Status.RUNNING,
+            message="",
+            error_code="",
+            block_reason="",
+            routing_category=decision.category,
+            routing_confidence=decision.confidence,
+            routing_signals=list(decision.signals),
+            router_version=decision.version,
+            started_at=timezone.now(),
+            finished_at=None,
+            updated_at=timezone.now(),
+        )
+    image.refresh_from_db()
+    return image_run(image)

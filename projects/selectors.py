@@ -10,9 +10,9 @@ from django.db.models.functions import Coalesce
 from projects.models import Project
 
 
-def project_list(*, user) -> QuerySet[Project]:
-    """The user's projects, newest first, annotated with `image_count` and `total_cost_usd`."""
-    return Project.objects.filter(owner=user).annotate(
+def with_image_totals(projects: QuerySet[Project]) -> QuerySet[Project]:
+    """`projects` annotated with `image_count` and `total_cost_usd` (the sum of image costs)."""
+    return projects.annotate(
         image_count=Count("images"),
         total_cost_usd=Coalesce(
             Sum("images__cost_usd"),
@@ -20,3 +20,8 @@ def project_list(*, user) -> QuerySet[Project]:
             output_field=DecimalField(max_digits=12, decimal_places=6),
         ),
     )
+
+
+def project_list(*, user) -> QuerySet[Project]:
+    """The user's projects, newest first, annotated with `image_count` and `total_cost_usd`."""
+    return with_image_totals(Project.objects.filter(owner=user))

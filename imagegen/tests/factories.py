@@ -1,8 +1,10 @@
 """Factories for generated images."""
 
+from decimal import Decimal
+
 import factory
 
-from imagegen.models import GeneratedImage
+from imagegen.models import GeneratedImage, GenerationAttempt
 from projects.tests.factories import ProjectFactory
 
 
@@ -24,3 +26,16 @@ class GeneratedImageFactory(factory.django.DjangoModelFactory):
     image_size_bytes = 245760
     width = 1344
     height = 768
+
+
+class GenerationAttemptFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = GenerationAttempt
+
+    image = factory.SubFactory(GeneratedImageFactory)
+    provider = factory.SelfAttribute("image.model")
+    provider_model = factory.SelfAttribute("image.provider_model")
+    outcome = GenerationAttempt.Outcome.SUCCEEDED
+    http_status = 200
+    latency_ms = 1200
+    cost_usd = Decimal("0.035")
