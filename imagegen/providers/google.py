@@ -114,7 +114,7 @@ class GoogleImageProvider(ImageProvider):
         if not isinstance(usage, dict) or price is None:
             return Decimal(0)
         tokens = 0
-        for detail in usage.get("candidatesTokensDetails") or ():
+        for detail in _list(usage.get("candidatesTokensDetails")):
             if isinstance(detail, dict) and detail.get("modality") == "IMAGE":
                 count = detail.get("tokenCount")
                 tokens += count if isinstance(count, int) else 0
@@ -188,6 +188,11 @@ class GoogleImageProvider(ImageProvider):
         return ProviderRejectedRequest(message, **kwargs)
 
 
+def _list(value: Any) -> list:
+    # Wrong-shaped answers must fail as bad output or be ignored, never crash on iteration.
+    return value if isinstance(value, list) else []
+
+
 def _last_image_part(content: Any) -> tuple[str, str] | None:
     """The last non-thought `inlineData` image part as (mimeType, data), or None."""
     parts = content.get("parts") if isinstance(content, dict) else None
@@ -225,7 +230,7 @@ def _google_error(reply: HttpReply) -> tuple[str, str, set[str], float | None]:
         return "", reply.text_excerpt(), set(), None
     reasons: set[str] = set()
     retry_delay = None
-    for detail in error.get("details") or ():
+    for detail in _list(error.get("details")):
         if not isinstance(detail, dict):
             continue
         if isinstance(detail.get("reason"), str):

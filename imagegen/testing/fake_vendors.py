@@ -25,13 +25,15 @@ _RECRAFT_PATH = "/recraft/v1/images/generations"
 
 @dataclass
 class Reply:
-    """One scripted answer. `delay` waits before the headers; `trickle` sends the body slowly."""
+    """One scripted answer. `delay` waits before the headers; `trickle` sends the body a byte
+    every `trickle` seconds, `trickle_headers` does the same with the status line and headers."""
 
     status: int = 200
     body: dict[str, Any] | bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     trickle: float = 0.0
+    trickle_headers: float = 0.0
     drop: bool = False  # close the connection without answering
 
 
@@ -149,17 +151,25 @@ class FakeVendorServer:
                 for name, value in reply.headers.items():
                     if name != "Content-Type":
                         self.send_header(name, value)
-                self.end_headers()
                 try:
-                    if reply.trickle:
-                        for index in range(len(body)):
-                            self.wfile.write(body[index : index + 1])
-                            self.wfile.flush()
-                            time.sleep(reply.trickle)
+                    if reply.trickle_headers:
+                        self._headers_buffer.append(b"\r\n")
+                        head, self._headers_buffer = b"".join(self._headers_buffer), []
+                        self._write(head, reply.trickle_headers)
                     else:
-                        self.wfile.write(body)
+                        self.end_headers()
+                    self._write(body, reply.trickle)
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
+
+            def _write(self, data: bytes, trickle: float) -> None:
+                if not trickle:
+                    self.wfile.write(data)
+                    return
+                for index in range(len(data)):
+                    self.wfile.write(data[index : index + 1])
+                    self.wfile.flush()
+                    time.sleep(trickle)
 
         return Handler
 

@@ -1,0 +1,174 @@
+"""Whatever raster a vendor sends becomes the JPEG we store; anything else is refused."""
+
+from __future__ import annotations
+
+import io
+import struct
+import threading
+import time
+import zlib
+
+import pytest
+from PIL import Image
+
+from imagegen import imaging
+from imagegen.testing import vendor_payloads
+
+pytestmark = pytest.mark.django_db
+
+CAP = 20 * 1024 * 1024
+
+
+def to_jpeg(data: bytes, **overrides) -> imaging.JpegImage:
+    return imaging.to_jpeg(data, **{"max_bytes": CAP, "quality": 90, **overrides})
+
+
+def encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def decoded(jpeg: imaging.JpegImage) -> Image.Image:
+    image = Image.open(io.BytesIO(jpeg.data))
+    image.load()
+    return image
+
+
+def png_claiming_size(width: int, height: int) -> bytes:
+    """A small PNG whose header claims `width` x `height` (a decompression bomb's calling card)."""
+    data = bytearray(vendor_payloads.image_bytes("PNG", (8, 8)))
+    header = b"IHDR" + struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(header))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "PNG", "JPEG", "GIF", "BMP", "TIFF"])
+def test_raster_formats_become_a_baseline_rgb_jpeg_of_the_same_size(fmt):
+    source = vendor_payloads.image_bytes(fmt, (64, 36))
+
+    jpeg = to_jpeg(source)
+
+    image = decoded(jpeg)
+    assert image.format == "JPEG"
+    assert image.mode == "RGB"
+    assert (jpeg.width, jpeg.height) == (image.width, image.height) == (64, 36)
+    assert jpeg.source_format == fmt
+
+
+def test_colours_survive_the_conversion():
+    jpeg = to_jpeg(encoded(Image.new("RGB", (32, 32), (0, 128, 128)), "WEBP", lossless=True))
+
+    assert decoded(jpeg).getpixel((16, 16)) == pytest.approx((0, 128, 128), abs=4)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        Image.new("RGBA", (16, 16), (255, 0, 0, 0)),
+        Image.new("LA", (16, 16), (0, 0)),
+    ],
+    ids=["rgba", "la"],
+)
+def test_transparency_is_flattened_onto_white(source):
+    jpeg = to_jpeg(encoded(source, "PNG"))
+
+    assert decoded(jpeg).getpixel((8, 8)) == pytest.approx((255, 255, 255), abs=2)
+
+
+def test_palette_transparency_is_flattened_onto_white():
+    source = Image.new("P", (16, 16), 0)
+    source.putpalette([0, 0, 0] * 256)
+
+    jpeg = to_jpeg(encoded(source, "PNG", transparency=0))
+
+    assert decoded(jpeg).getpixel((8, 8)) == pytest.approx((255, 255, 255), abs=2)
+
+
+def test_cmyk_jpeg_is_converted_to_rgb():
+    jpeg = to_jpeg(encoded(Image.new("CMYK", (16, 16), (0, 0, 0, 0)), "JPEG"))
+
+    assert decoded(jpeg).mode == "RGB"
+
+
+def test_quality_setting_is_applied():
+    noisy = Image.effect_noise((128, 128), 80).convert("RGB")
+    source = encoded(noisy, "PNG")
+
+    assert len(to_jpeg(source, quality=30).data) < len(to_jpeg(source, quality=95).data)
+
+
+SVG = (
+    b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="64" height="36">'
+    b'<rect width="64" height="36" fill="teal"/></svg>'
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty"),
+        (SVG, "not a decodable raster image"),
+        (b"<html><body>Bad Gateway</body></html>", "not a decodable raster image"),
+        (b'{"error": "nope"}', "not a decodable raster image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "not a decodable raster image"),
+        (vendor_payloads.image_bytes("PNG", (64, 64))[:-30], "not a decodable raster image"),
+        (vendor_payloads.image_bytes("JPEG", (64, 64))[:200], "not a decodable raster image"),
+        (png_claiming_size(8000, 6000), "too large"),
+        (png_claiming_size(40000, 40000), "not a decodable raster image"),
+    ],
+    ids=[
+        "zero-bytes",
+        "svg",
+        "html",
+        "json",
+        "png-signature-only",
+        "truncated-png",
+        "truncated-jpeg",
+        "over-pixel-cap",
+        "decompression-bomb",
+    ],
+)
+def test_anything_but_a_decodable_raster_is_refused(data, reason):
+    with pytest.raises(imaging.InvalidImage, match=reason):
+        to_jpeg(data)
+
+
+def test_input_over_the_byte_cap_is_refused_before_decoding():
+    source = vendor_payloads.image_bytes("PNG", (64, 36))
+
+    with pytest.raises(imaging.InvalidImage, match="over the"):
+        to_jpeg(source, max_bytes=len(source) - 1)
+
+    assert to_jpeg(source, max_bytes=len(source)).width == 64
+
+
+def test_at_most_the_configured_number_of_conversions_run_at_once(monkeypatch, settings):
+    settings.IMAGEGEN_CONVERSION_CONCURRENCY = 2
+    imaging._conversion_slots.cache_clear()
+    running, peak, lock = 0, 0, threading.Lock()
+    real_flatten = imaging._flatten
+
+    def slow_flatten(image):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return real_flatten(image)
+
+    monkeypatch.setattr(imaging, "_flatten", slow_flatten)
+    source = vendor_payloads.image_bytes("PNG")
+    threads = [threading.Thread(target=to_jpeg, args=(source,)) for _ in range(6)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        imaging._conversion_slots.cache_clear()
+
+    assert peak == 2
