@@ -16,6 +16,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.tests.factories import UserFactory
 from imagegen.testing import vendor_payloads
+from imagegen.testing.fake_vendors import FakeVendorServer
 from projects.tests.factories import ProjectFactory
 
 S3_BUCKET = "imagegen-test"
@@ -206,3 +207,15 @@ def no_sleep(monkeypatch) -> list[float]:
 
 def new_uuid() -> str:
     return f"segment-{uuid_lib.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def fake_vendor_server(settings) -> Iterator[FakeVendorServer]:
+    """Both vendors faked on a loopback HTTP server, with the providers pointed at it."""
+    with FakeVendorServer() as server:
+        urls = {"recraft-ai": server.recraft_url, "google-imagen": server.gemini_url}
+        settings.IMAGEGEN_PROVIDERS = {
+            name: {**entry, "OPTIONS": {**entry["OPTIONS"], "base_url": urls[name]}}
+            for name, entry in settings.IMAGEGEN_PROVIDERS.items()
+        }
+        yield server

@@ -28,6 +28,10 @@ class ServiceError(Exception):
         self.headers = headers or {}
         self.extra = extra
 
+    def as_body(self) -> dict[str, Any]:
+        """The API's error shape for this failure."""
+        return {"success": False, "message": self.message, "code": self.code, **self.extra}
+
 
 def _first_message(detail: Any) -> str:
     if isinstance(detail, dict):
@@ -39,11 +43,15 @@ def _first_message(detail: Any) -> str:
     return str(detail)
 
 
+def validation_message(detail: Any) -> str:
+    """The one-line message of a validation failure, as the API and the commands state it."""
+    return f"Invalid input: {_first_message(detail)}"
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """Render any exception raised in an API view as the error shape; never HTML, never a trace."""
     if isinstance(exc, ServiceError):
-        body = {"success": False, "message": exc.message, "code": exc.code, **exc.extra}
-        return Response(body, status=exc.status_code, headers=exc.headers)
+        return Response(exc.as_body(), status=exc.status_code, headers=exc.headers)
     if isinstance(exc, RequestDataTooBig):
         exc = exceptions.APIException("The request body is too large.")
         exc.status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
@@ -68,7 +76,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     code = getattr(exc, "default_code", "error")
     body: dict[str, Any] = {"success": False, "code": code}
     if isinstance(exc, exceptions.ValidationError):
-        body["message"] = f"Invalid input: {_first_message(exc.detail)}"
+        body["message"] = validation_message(exc.detail)
         body["errors"] = exc.detail
     elif isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         body["message"] = f"Too many requests; retry in {int(exc.wait) + 1} s."

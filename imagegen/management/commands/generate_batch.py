@@ -1,0 +1,272 @@
+"""`manage.py generate_batch`: a whole storyboard from a CSV or JSON file, several at a time."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
+from django.utils.text import Truncator
+
+from config.exceptions import ServiceError
+from imagegen.management.generation import generate, get_project, validate_item
+from imagegen.management.tables import format_table
+from imagegen.models import GeneratedImage
+from projects.models import Project
+
+logger = logging.getLogger(__name__)
+
+REQUIRED = ("visual_prompt", "art_style", "uuid")
+OPTIONAL = ("model", "aspect_ratio")
+BAR_WIDTH = 24
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    uuid: str
+    result: str  # generated, skipped (already generated: a replay) or failed
+    message: str
+    seconds: float
+
+
+class Command(BaseCommand):
+    help = (
+        "Generate every image of a storyboard for a project, as its owner, through the same "
+        "pipeline as POST /image-gen. FILE is a CSV with the header "
+        "visual_prompt,art_style,uuid[,model][,aspect_ratio] or a JSON array of objects with "
+        "those keys (see examples/storyboard.csv). The whole file is validated first: one bad "
+        "row and nothing is generated. Prints a progress line per finished item and a summary "
+        "table; exits non-zero when any item failed. Re-running the same file skips the items "
+        "that already succeeded and retries the others."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", help="The storyboard: a .csv or .json file.")
+        parser.add_argument("--project", required=True, help="The project id (as in the API).")
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=4,
+            help="Images generated at once, each in its own thread (default 4; at most "
+            "IMAGEGEN_MAX_IN_FLIGHT_PER_USER).",
+        )
+        parser.add_argument(
+            "--format",
+            choices=("csv", "json"),
+            help="The file's format when its extension does not say (.csv or .json).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        concurrency = options["concurrency"]
+        cap = settings.IMAGEGEN_MAX_IN_FLIGHT_PER_USER
+        if not 1 <= concurrency <= cap:
+            raise CommandError(f"--concurrency must be between 1 and {cap}, not {concurrency}.")
+        project = get_project(options["project"])
+        path = Path(options["file"])
+        items = read_items(path, options["format"] or path.suffix.lower().lstrip("."))
+        validated = validate_items(items, project=project)
+
+        self.stdout.write(
+            f"Generating {len(validated)} images for project {project.name!r} ({project.pk}), "
+            f"{concurrency} at a time."
+        )
+        started = time.monotonic()
+        results = self.run(validated, project=project, concurrency=concurrency)
+        self.summarise(results, project=project, seconds=time.monotonic() - started)
+        failed = [result for result in results if result.result == "failed"]
+        if failed:
+            raise CommandError(
+                f"{len(failed)} of {len(results)} items failed (see above). Re-run the same "
+                "command to retry them; the items that succeeded are skipped."
+            )
+
+    def run(
+        self, items: list[dict[str, Any]], *, project: Project, concurrency: int
+    ) -> list[ItemResult]:
+        """Generate the items on a thread pool, in file order; a progress line per finished one."""
+        results: list[ItemResult | None] = [None] * len(items)
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="generate_batch") as pool:
+            futures = {
+                pool.submit(generate_one, item, project): index for index, item in enumerate(items)
+            }
+            for done, future in enumerate(as_completed(futures), start=1):
+                result = future.result()
+                results[futures[future]] = result
+                self.stdout.write(progress_line(done, len(items), result))
+        return results
+
+    def summarise(self, results: list[ItemResult], *, project: Project, seconds: float) -> None:
+        rows = {
+            image.uuid: image
+            for image in GeneratedImage.objects.filter(
+                project=project, uuid__in=[result.uuid for result in results]
+            )
+        }
+        table = [("uuid", "result", "route", "bytes", "cost USD", "seconds", "message")]
+        for result in results:
+            table.append(
+                (
+                    result.uuid,
+                    result.result,
+                    *image_cells(rows.get(result.uuid)),
+                    f"{result.seconds:.1f}",
+                    Truncator(result.message).chars(70),
+                )
+            )
+        self.stdout.write("")
+        for line in format_table(table, right_aligned=(3, 4, 5)):
+            self.stdout.write(line)
+        counts = Counter(result.result for result in results)
+        cost = sum((image.cost_usd for image in rows.values()), Decimal(0))
+        summary = (
+            f"{len(results)} items: {counts['generated']} generated, {counts['skipped']} "
+            f"already done (skipped), {counts['failed']} failed in {seconds:.1f} s; "
+            f"these images have cost ${cost:.4f} so far."
+        )
+        style = self.style.ERROR if counts["failed"] else self.style.SUCCESS
+        self.stdout.write("")
+        self.stdout.write(style(summary))
+        for result in results:
+            if result.result == "failed":
+                self.stdout.write(f"  {result.uuid}: {result.message}")
+
+
+def image_cells(image: GeneratedImage | None) -> tuple[str, str, str]:
+    """Route, size and cost so far of an item's row (blank when it has none)."""
+    if image is None:
+        return ("", "", "")
+    return (image.model, str(image.image_size_bytes or ""), f"{image.cost_usd:.6f}")
+
+
+def read_items(path: Path, file_format: str) -> list[dict[str, Any]]:
+    """The file's items as dicts, or a `CommandError` that says what to fix."""
+    if file_format not in ("csv", "json"):
+        raise CommandError(f"Cannot tell the format of {path}: name it .csv or .json, or --format.")
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as file:
+            items = read_csv(file) if file_format == "csv" else read_json(file)
+    except FileNotFoundError as exc:
+        raise CommandError(f"No such file: {path}") from exc
+    except IsADirectoryError as exc:
+        raise CommandError(f"{path} is a directory; give the storyboard file.") from exc
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from exc
+    if not items:
+        raise CommandError(f"{path} holds no items.")
+    return items
+
+
+def read_csv(file) -> list[dict[str, Any]]:
+    reader = csv.DictReader(file, strict=True)
+    try:
+        header = [name.strip() for name in reader.fieldnames or ()]
+        check_header(header)
+        reader.fieldnames = header
+        items = []
+        for row in reader:
+            if None in row or None in row.values():
+                raise CommandError(
+                    f"Row {reader.line_num} does not have {len(header)} cells, like the header."
+                )
+            # An empty optional cell means "the default".
+            items.append({key: value for key, value in row.items() if value or key in REQUIRED})
+    except csv.Error as exc:
+        raise CommandError(f"Malformed CSV at line {reader.line_num}: {exc}") from exc
+    return items
+
+
+def read_json(file) -> list[dict[str, Any]]:
+    try:
+        data = json.load(file)
+    except ValueError as exc:
+        raise CommandError(f"Invalid JSON: {exc}") from exc
+    if isinstance(data, dict) and isinstance(data.get("items"), list):
+        data = data["items"]
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise CommandError(
+            'The JSON must be an array of objects (or {"items": [...]}), each with '
+            f"{', '.join(REQUIRED)} and optionally {', '.join(OPTIONAL)}."
+        )
+    for number, item in enumerate(data, start=1):
+        unknown = sorted(set(item) - {*REQUIRED, *OPTIONAL})
+        if unknown:
+            raise CommandError(f"Item {number} has unknown keys: {', '.join(unknown)}.")
+    return data
+
+
+def check_header(header: list[str]) -> None:
+    missing = [name for name in REQUIRED if name not in header]
+    unknown = [name for name in header if name not in (*REQUIRED, *OPTIONAL)]
+    if missing or unknown or len(set(header)) != len(header):
+        raise CommandError(
+            f"The CSV header is {','.join(header) or '(empty)'}; it needs "
+            f"{','.join(REQUIRED)} and may add {','.join(OPTIONAL)}, each once"
+            + (f" (missing: {', '.join(missing)})" if missing else "")
+            + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+            + "."
+        )
+
+
+def validate_items(items: list[dict[str, Any]], *, project: Project) -> list[dict[str, Any]]:
+    """Every item validated as the API would; all problems reported at once, nothing generated."""
+    validated, problems, seen = [], [], set()
+    for number, item in enumerate(items, start=1):
+        try:
+            data = validate_item(item, project=project)
+        except CommandError as exc:
+            problems.append(f"  item {number} (uuid {item.get('uuid')!r}): {exc}")
+            continue
+        if data["uuid"] in seen:
+            problems.append(f"  item {number}: uuid {data['uuid']!r} appears more than once.")
+        seen.add(data["uuid"])
+        validated.append(data)
+    if problems:
+        raise CommandError(
+            f"{len(problems)} of {len(items)} items are invalid; nothing was generated:\n"
+            + "\n".join(problems)
+        )
+    return validated
+
+
+def generate_one(item: dict[str, Any], project: Project) -> ItemResult:
+    """One item on a worker thread; its outcome, never an exception (the batch goes on)."""
+    started = time.monotonic()
+    try:
+        outcome = generate(item, project=project)
+    except ServiceError as exc:
+        result, message = "failed", exc.message
+    except Exception as exc:
+        # A bug must not lose the other items' results: log it, report the item as failed.
+        logger.exception("generate_batch item failed uuid=%s", item["uuid"])
+        result, message = "failed", f"Unexpected error ({type(exc).__name__}); it has been logged."
+    else:
+        result = "skipped" if outcome.replayed else "generated"
+        message = (
+            "already generated: the stored image is kept" if outcome.replayed else outcome.message
+        )
+    finally:
+        # This thread's database connection must not outlive the command.
+        connections.close_all()
+    return ItemResult(
+        uuid=item["uuid"], result=result, message=message, seconds=time.monotonic() - started
+    )
+
+
+def progress_line(done: int, total: int, result: ItemResult) -> str:
+    """A plain progress bar line (no terminal control codes: it works in logs and pipes)."""
+    filled = BAR_WIDTH * done // total
+    bar = "#" * filled + "." * (BAR_WIDTH - filled)
+    return (
+        f"[{bar}] {done:>{len(str(total))}}/{total} {100 * done // total:>3}%  "
+        f"{result.uuid} {result.result} ({result.seconds:.1f} s)"
+    )
