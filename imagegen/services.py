@@ -259,7 +259,9 @@ def _attempt(provider: ImageProvider, request: GenerationRequest) -> ProviderSuc
 
 
 def _log_attempt(image_id: str, record: AttemptRecord) -> None:
-    logger.info(
+    succeeded = record.outcome == GenerationAttempt.Outcome.SUCCEEDED
+    logger.log(
+        logging.INFO if succeeded else logging.WARNING,
         "provider_attempt image=%s provider=%s model=%s outcome=%s status=%s latency_ms=%d "
         "request_id=%s cost_usd=%s",
         image_id,
@@ -429,13 +431,20 @@ def _release_db_connection() -> None:
 
 
 def _fallback_note(success: ProviderSuccess, errors: list[tuple[str, ProviderError]]) -> str:
-    failed = [name for name, _ in errors if name != success.provider.name]
-    if not failed:
+    """The success message, naming each provider that failed before and how (once each)."""
+    reasons: dict[str, list[str]] = {}
+    for name, exc in errors:
+        if name == success.provider.name:
+            continue
+        reason = exc.outcome.replace("_", " ")
+        if isinstance(exc, ContentBlocked):
+            reason = f"{reason}: {exc.block_reason}"
+        if reason not in reasons.setdefault(name, []):
+            reasons[name].append(reason)
+    if not reasons:
         return SUCCESS_MESSAGE
-    reasons = "; ".join(
-        f"{name}: {exc.outcome.replace('_', ' ')}" for name, exc in errors if name in failed
-    )
-    return f"{SUCCESS_MESSAGE} by {success.provider.name} after fallback ({reasons})"
+    summary = "; ".join(f"{name} {', '.join(outcomes)}" for name, outcomes in reasons.items())
+    return f"{SUCCESS_MESSAGE} by {success.provider.name} after fallback ({summary})"
 
 
 def _save_attempts(image: GeneratedImage, attempts: list[AttemptRecord]) -> Decimal:
