@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from base64 import b64decode
+
 from django.conf import settings
-from rest_framework.pagination import CursorPagination
+from django.utils.dateparse import parse_datetime
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import Cursor, CursorPagination
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 
@@ -18,6 +23,42 @@ class LinkHeaderCursorPagination(CursorPagination):
         # Read per request (a paginator lives as long as its view), so settings overrides apply.
         self.page_size = settings.IMAGEGEN_LIST_DEFAULT_LIMIT
         self.max_page_size = settings.IMAGEGEN_LIST_MAX_LIMIT
+
+    def get_page_size(self, request: Request) -> int:
+        """`limit`: a whole number from 1; above `IMAGEGEN_LIST_MAX_LIMIT` it is capped."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        try:
+            limit = int(raw)
+        except ValueError:
+            limit = 0
+        if limit < 1:
+            raise ValidationError(
+                {"limit": [f"Must be a whole number from 1 to {self.max_page_size}."]}
+            )
+        return min(limit, self.max_page_size)
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        """The `cursor` of a `Link` header; anything else is invalid input (400), not a 404."""
+        invalid = ValidationError(
+            {"cursor": ['Invalid cursor: use the URL of the Link header\'s rel="next".']}
+        )
+        encoded = request.query_params.get(self.cursor_query_param)
+        try:
+            if encoded is not None:
+                b64decode(encoded, validate=True)  # DRF would skip stray characters
+            cursor = super().decode_cursor(request)
+        except (NotFound, ValueError):
+            raise invalid from None
+        if cursor is not None and cursor.position is not None:
+            try:
+                valid = parse_datetime(cursor.position) is not None
+            except ValueError:
+                valid = False
+            if not valid:
+                raise invalid
+        return cursor
 
     def get_paginated_response(self, data: list) -> Response:
         links = []

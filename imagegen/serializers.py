@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.validators import RegexValidator
 from rest_framework import serializers
@@ -200,3 +201,85 @@ class ImageWithProjectSerializer(ImageSerializer):
 
     def get_project(self, image: GeneratedImage) -> dict[str, str]:
         return {"id": image.project_id, "name": image.project.name}
+
+
+# ---------------------------------------------------------------------------------------------
+# Storyboards: `POST /image-gen/batch` and `GET /image-gen/batch/<batchId>`.
+# ---------------------------------------------------------------------------------------------
+class BatchItemSerializer(ImageGenerateSerializer):
+    """One item of a batch: the body of `POST /image-gen` without `projectId`."""
+
+    projectId = None  # noqa: N815  (the batch names the project once)
+
+
+class ImageBatchCreateSerializer(serializers.Serializer):
+    """The body of `POST /image-gen/batch`. All or nothing: every item is checked first, and
+    the errors name each bad item by index and field (`items[3].visual_prompt`)."""
+
+    projectId = StrictCharField(max_length=100)  # noqa: N815
+    items = serializers.ListField(allow_empty=False)
+
+    def validate_items(self, items: list[Any]) -> list[Any]:
+        limit = settings.IMAGEGEN_BATCH_MAX_ITEMS
+        if len(items) > limit:
+            raise serializers.ValidationError(
+                f"A batch holds at most {limit} items; this one has {len(items)}."
+            )
+        return items
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        errors: dict[str, Any] = {}
+        validated: list[dict[str, Any]] = []
+        first_index: dict[str, int] = {}
+        for index, raw_item in enumerate(attrs["items"]):
+            item = BatchItemSerializer(data=raw_item)
+            if not item.is_valid():
+                for field, messages in item.errors.items():
+                    suffix = "" if field == "non_field_errors" else f".{field}"
+                    errors[f"items[{index}]{suffix}"] = messages
+                continue
+            uuid = item.validated_data["uuid"]
+            if uuid in first_index:
+                errors[f"items[{index}].uuid"] = [
+                    f"Duplicate uuid {uuid!r}: items[{first_index[uuid]}] has it already."
+                ]
+            first_index.setdefault(uuid, index)
+            validated.append(item.validated_data)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return {**attrs, "items": validated}
+
+
+class BatchItemStateSerializer(serializers.ModelSerializer):
+    """An item of the `202` answer: which image it is and where it stands."""
+
+    class Meta:
+        model = GeneratedImage
+        fields = ("id", "uuid", "status")
+        read_only_fields = fields
+
+
+class BatchAcceptedSerializer(serializers.Serializer):
+    """The `202` answer of `POST /image-gen/batch`."""
+
+    success = serializers.BooleanField()
+    message = serializers.CharField()
+    batchId = serializers.CharField()  # noqa: N815
+    projectId = serializers.CharField()  # noqa: N815
+    items = BatchItemStateSerializer(many=True)
+
+
+class BatchStatusSerializer(serializers.Serializer):
+    """The answer of `GET /image-gen/batch/<batchId>`: progress, cost so far, and the images."""
+
+    success = serializers.BooleanField()
+    batchId = serializers.CharField()  # noqa: N815
+    projectId = serializers.CharField()  # noqa: N815
+    createdAt = serializers.DateTimeField()  # noqa: N815
+    total = serializers.IntegerField()
+    done = serializers.BooleanField(help_text="True once no image is pending or running.")
+    counts = serializers.DictField(child=serializers.IntegerField(), help_text="Images per status.")
+    costUsd = serializers.DecimalField(  # noqa: N815
+        max_digits=12, decimal_places=6, coerce_to_string=False
+    )
+    items = ImageSerializer(many=True)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 import random
 import re
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from decimal import Decimal
 
@@ -14,8 +17,11 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, F, Q, Sum, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
+from config.exceptions import ServiceError
 from imagegen import imaging, routing
 from imagegen.breaker import CircuitBreaker
 from imagegen.exceptions import (
@@ -28,7 +34,7 @@ from imagegen.exceptions import (
     StorageUnavailable,
     TooManyInFlight,
 )
-from imagegen.models import GeneratedImage, GenerationAttempt
+from imagegen.models import GeneratedImage, GenerationAttempt, ImageBatch
 from imagegen.providers.base import (
     CircuitOpen,
     ContentBlocked,
@@ -116,9 +122,10 @@ def image_claim(
 
     Raises `ImageConflict` when the uuid already holds a different prompt or style,
     `GenerationInProgress` when another request is generating it, `TooManyInFlight` past the
-    per-user cap.
+    per-user cap (for a `running` claim only: `pending` ones wait for a worker's bounded slots).
     """
     aspect_ratio = aspect_ratio or settings.IMAGEGEN_DEFAULT_ASPECT_RATIO
+    runs_now = status == GeneratedImage.Status.RUNNING
     decision = routing.route(visual_prompt, art_style)
     fields = {
         "visual_prompt": visual_prompt,
@@ -135,7 +142,7 @@ def image_claim(
         "routing_confidence": decision.confidence,
         "routing_signals": list(decision.signals),
         "router_version": decision.version,
-        "started_at": timezone.now() if status == GeneratedImage.Status.RUNNING else None,
+        "started_at": timezone.now() if runs_now else None,
         "finished_at": None,
     }
     for _ in range(2):
@@ -147,7 +154,8 @@ def image_claim(
                     .first()
                 )
                 if existing is None:
-                    _check_in_flight(user)
+                    if runs_now:
+                        _check_in_flight(user)
                     image = GeneratedImage.objects.create(
                         project=project, user=user, uuid=uuid, **fields
                     )
@@ -155,7 +163,8 @@ def image_claim(
                 if _is_replay(existing, visual_prompt, art_style, aspect_ratio):
                     return GenerationOutcome(existing, replayed=True)
                 _check_claimable(existing, visual_prompt, art_style, aspect_ratio)
-                _check_in_flight(user)
+                if runs_now:
+                    _check_in_flight(user)
                 for name, value in fields.items():
                     setattr(existing, name, value)
                 existing.save(update_fields=[*fields, "updated_at"])
@@ -240,7 +249,8 @@ def backoff_delay(attempt: int, retry_after: float | None) -> float:
 
 
 def _attempt(provider: ImageProvider, request: GenerationRequest) -> ProviderSuccess:
-    result = provider.generate(request, timeout=settings.IMAGEGEN_PROVIDER_TIMEOUT)
+    with provider_slot(provider.name):
+        result = provider.generate(request, timeout=settings.IMAGEGEN_PROVIDER_TIMEOUT)
     try:
         jpeg = imaging.to_jpeg(
             result.image_bytes,
@@ -552,10 +562,13 @@ def image_generate(
     uuid: str,
     model: str = "auto",
     aspect_ratio: str | None = None,
+    background: bool = False,
 ) -> GenerationOutcome:
     """Generate a segment's image now, or replay the stored one for a repeated request.
 
-    Raises what `image_claim` and `image_run` raise.
+    With `background`, the image is recorded as `pending` and queued (`image_enqueue`) instead
+    of generated here. Raises what `image_claim` raises, then (in the foreground) what
+    `image_run` raises.
     """
     claimed = image_claim(
         user=user,
@@ -565,8 +578,12 @@ def image_generate(
         uuid=uuid,
         model=model,
         aspect_ratio=aspect_ratio,
+        status=GeneratedImage.Status.PENDING if background else GeneratedImage.Status.RUNNING,
     )
     if claimed.replayed:
+        return claimed
+    if background:
+        image_enqueue(image_id=claimed.image.id)
         return claimed
     return GenerationOutcome(image_run(claimed.image))
 
@@ -679,3 +696,211 @@ def image_regenerate(*, image: GeneratedImage) -> GeneratedImage:
         )
     image.refresh_from_db()
     return image_run(image)
+
+
+# ---------------------------------------------------------------------------------------------
+# In the background: storyboards, the queue, and the sweep for generations whose worker died.
+# ---------------------------------------------------------------------------------------------
+LEASE_EXPIRED = "lease_expired"
+QUEUED_MESSAGE = "Queued: the image is being generated in the background."
+
+_provider_slots_lock = threading.Lock()
+_provider_slots: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+
+
+@contextmanager
+def provider_slot(name: str) -> Iterator[None]:
+    """Hold one of provider `name`'s `IMAGEGEN_PROVIDER_CONCURRENCY` call slots in this process.
+
+    A burst (a storyboard on a worker of many threads) waits here instead of tripping the
+    vendor's rate limit.
+    """
+    key = (name, settings.IMAGEGEN_PROVIDER_CONCURRENCY)
+    with _provider_slots_lock:
+        if key not in _provider_slots:
+            _provider_slots[key] = threading.BoundedSemaphore(key[1])
+        slots = _provider_slots[key]
+    with slots:
+        yield
+
+
+def image_enqueue(*, image_id: str) -> None:
+    """Queue the generation of a pending image once the current transaction commits.
+
+    Outside a transaction it is queued at once; a rolled-back transaction queues nothing. A
+    broker outage does not fail the caller: the row stays pending and `images_sweep_stale`
+    queues it again.
+    """
+    from imagegen.tasks import generate_image  # the task module calls into this one
+
+    def queue_generation() -> None:
+        generate_image.delay(image_id)
+
+    transaction.on_commit(queue_generation, robust=True)
+
+
+def image_run_task(*, image_id: str) -> GeneratedImage | None:
+    """Generate a queued image if this call is the one that moves it from pending to running.
+
+    Returns None, generating nothing, when the image is gone or not pending (another delivery
+    of the same task got it first, or it already finished). Raises what `image_run` raises,
+    after recording the failure on the row.
+    """
+    now = timezone.now()
+    won = GeneratedImage.objects.filter(pk=image_id, status=GeneratedImage.Status.PENDING).update(
+        status=GeneratedImage.Status.RUNNING, started_at=now, finished_at=None, updated_at=now
+    )
+    image = GeneratedImage.objects.filter(pk=image_id).first() if won else None
+    if image is None:
+        return None
+    return image_run(image)
+
+
+def image_requeue(*, image_id: str, delay: float) -> bool:
+    """Put a failed image back to `pending` before its task is retried in `delay` seconds.
+
+    Returns False, changing nothing, when the image is not failed (anymore).
+    """
+    return bool(
+        GeneratedImage.objects.filter(pk=image_id, status=GeneratedImage.Status.FAILED).update(
+            status=GeneratedImage.Status.PENDING,
+            message=Concat(Value(f"Retrying in {delay:.0f} s after: "), F("message")),
+            finished_at=None,
+            updated_at=timezone.now(),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One segment of a storyboard, as `POST /image-gen/batch` takes it."""
+
+    visual_prompt: str
+    art_style: str
+    uuid: str
+    model: str = "auto"
+    aspect_ratio: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    batch: ImageBatch
+    items: list[GenerationOutcome]
+
+
+@transaction.atomic
+def batch_create(*, user, project, items: Sequence[BatchItem]) -> BatchOutcome:
+    """Record a storyboard's images as `pending` and queue one task per image after commit.
+
+    Images already generated for the same `(project, uuid)` and prompt are replays: reported,
+    not generated again. Every image of the storyboard, replays included, belongs to the new
+    batch. All or nothing: raises what `image_claim` raises for the first item it refuses (the
+    message and `index` name it), and then nothing is recorded or queued.
+    """
+    batch = ImageBatch.objects.create(user=user, project=project)
+    outcomes = []
+    for index, item in enumerate(items):
+        try:
+            outcomes.append(
+                image_generate(user=user, project=project, background=True, **asdict(item))
+            )
+        except ServiceError as exc:
+            raise type(exc)(
+                f"items[{index}]: {exc.message}", headers=exc.headers, index=index, **exc.extra
+            ) from exc
+    GeneratedImage.objects.filter(pk__in=[outcome.image.pk for outcome in outcomes]).update(
+        batch=batch
+    )
+    for outcome in outcomes:
+        outcome.image.batch = batch
+    return BatchOutcome(batch=batch, items=outcomes)
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Where a storyboard stands: images per status and what they cost so far."""
+
+    counts: dict[str, int]
+    cost_usd: Decimal
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def done(self) -> bool:
+        """True once no image is pending or running."""
+        active = (GeneratedImage.Status.PENDING, GeneratedImage.Status.RUNNING)
+        return not any(self.counts[status] for status in active)
+
+
+def batch_progress(*, batch: ImageBatch) -> BatchProgress:
+    """Counts per status and the cost of a batch's images, in one query."""
+    totals = batch.images.aggregate(
+        cost=Sum("cost_usd"),
+        **{status: Count("id", filter=Q(status=status)) for status in GeneratedImage.Status.values},
+    )
+    cost = totals.pop("cost") or Decimal(0)
+    return BatchProgress(counts=totals, cost_usd=cost)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    requeued: list[str]
+    failed: list[str]
+
+
+def images_sweep_stale() -> SweepResult:
+    """Settle generations left behind by a worker that died, so none stays active forever.
+
+    Past `IMAGEGEN_RUNNING_LEASE`: a `running` image is queued again once (marked
+    `lease_expired`), and failed if it runs out of its lease a second time; a `pending` image
+    whose task was lost (e.g. the broker was down) is queued again.
+    """
+    Status = GeneratedImage.Status
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.IMAGEGEN_RUNNING_LEASE)
+    stale_running = GeneratedImage.objects.filter(status=Status.RUNNING).filter(
+        Q(started_at__lt=cutoff) | Q(started_at__isnull=True, updated_at__lt=cutoff)
+    )
+    with transaction.atomic():
+        failed = list(
+            stale_running.filter(error_code=LEASE_EXPIRED)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        stale_running.filter(pk__in=failed).update(
+            status=Status.FAILED,
+            message="The generation was abandoned twice by its worker (it ran past the "
+            f"{settings.IMAGEGEN_RUNNING_LEASE} s lease); submit it again.",
+            finished_at=now,
+            updated_at=now,
+        )
+        requeued = list(
+            stale_running.exclude(error_code=LEASE_EXPIRED)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        stale_running.filter(pk__in=requeued).update(
+            status=Status.PENDING,
+            error_code=LEASE_EXPIRED,
+            message="Queued again: the worker generating it stopped answering.",
+            started_at=None,
+            updated_at=now,
+        )
+        lost = list(
+            GeneratedImage.objects.filter(status=Status.PENDING, updated_at__lt=cutoff)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        GeneratedImage.objects.filter(pk__in=lost, status=Status.PENDING).update(updated_at=now)
+        for image_id in (*requeued, *lost):
+            image_enqueue(image_id=image_id)
+    if failed or requeued or lost:
+        logger.warning(
+            "sweep_stale requeued=%d failed=%d lost_pending=%d",
+            len(requeued),
+            len(failed),
+            len(lost),
+        )
+    return SweepResult(requeued=[*requeued, *lost], failed=failed)

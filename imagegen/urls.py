@@ -2,10 +2,17 @@
 
 from django.urls import re_path
 
-from imagegen import views
+from imagegen import batch_views, views
 
 urlpatterns = [
     re_path(r"^image-gen/?$", views.ImageListCreateView.as_view(), name="image-list"),
+    # Before the image detail route, which would take "batch" for an image id.
+    re_path(r"^image-gen/batch/?$", batch_views.BatchCreateView.as_view(), name="image-batch"),
+    re_path(
+        r"^image-gen/batch/(?P<batch_id>[A-Za-z0-9]{1,40})/?$",
+        batch_views.BatchDetailView.as_view(),
+        name="image-batch-detail",
+    ),
     re_path(
         r"^image-gen/(?P<image_id>[A-Za-z0-9]{1,40})/?$",
         views.ImageDetailView.as_view(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
@@ -32,6 +33,12 @@ class GenerationThrottle(ScopedRateThrottle):
         return super().allow_request(request, view)
 
 
+def prefers_respond_async(request: Request) -> bool:
+    """True when the `Prefer` header (RFC 7240) asks for `respond-async`."""
+    preferences = request.headers.get("Prefer", "").split(",")
+    return any(item.split(";")[0].strip().lower() == "respond-async" for item in preferences)
+
+
 def owned_images(request: Request):
     return GeneratedImage.objects.filter(user=request.user)
 
@@ -54,6 +61,7 @@ class ImageListCreateView(generics.ListAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         project = get_object_or_404(Project, pk=data["projectId"], owner=request.user)
+        respond_async = prefers_respond_async(request)
         outcome = services.image_generate(
             user=request.user,
             project=project,
@@ -62,7 +70,21 @@ class ImageListCreateView(generics.ListAPIView):
             uuid=data["uuid"],
             model=data["model"],
             aspect_ratio=data.get("aspect_ratio"),
+            background=respond_async,
         )
+        if respond_async and not outcome.replayed:
+            answer = GenerationAnswerSerializer(
+                outcome.image, context={"message": services.QUEUED_MESSAGE, "request": request}
+            )
+            location = reverse("image-detail", args=[outcome.image.id])
+            return Response(
+                answer.data,
+                status=status.HTTP_202_ACCEPTED,
+                headers={
+                    "Preference-Applied": "respond-async",
+                    "Location": request.build_absolute_uri(location),
+                },
+            )
         answer = GenerationAnswerSerializer(
             outcome.image, context={"message": outcome.message, "request": request}
         )

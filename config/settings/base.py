@@ -286,14 +286,46 @@ IMAGEGEN_LIST_MAX_LIMIT = env.int("IMAGEGEN_LIST_MAX_LIMIT", default=500)
 
 # ---------------------------------------------------------------------------------------------
 # Celery: with CELERY_BROKER_URL unset, tasks run in-process (no extra service needed locally).
+# With a broker (e.g. redis://127.0.0.1:6379/0) a worker runs them: `celery -A config worker`.
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html
 # ---------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
-CELERY_TASK_EAGER_PROPAGATES = True
+# In-process as on a worker: a task's failure is the task's (logged, and in its result), not the
+# caller's, and a task's retry runs again (Celery re-raises Retry itself when this is on).
+CELERY_TASK_EAGER_PROPAGATES = False
+# A task is acknowledged when it ends, so a killed worker's task is delivered again; the row's
+# status makes the second delivery a no-op when the first one finished.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
+# Generations wait on vendors, not the CPU: one process of threads holds many calls at once.
+CELERY_WORKER_POOL = env.str("CELERY_WORKER_POOL", default="threads")
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=128)
+# Redis re-delivers an unacknowledged task after this long: keep it above the longest task.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# `celery -A config beat` runs the sweep that settles generations whose worker died.
+CELERY_BEAT_SCHEDULE = {
+    "imagegen-sweep-stale": {
+        "task": "imagegen.sweep_stale",
+        "schedule": env.float("IMAGEGEN_SWEEP_INTERVAL", default=60.0),
+    },
+}
+
+# Calls in flight at once per provider in one process (API worker or Celery worker), so a burst
+# does not trip the vendors' rate limits.
+IMAGEGEN_PROVIDER_CONCURRENCY = env.int("IMAGEGEN_PROVIDER_CONCURRENCY", default=64)
+# A storyboard (`POST /image-gen/batch`) holds at most this many items.
+IMAGEGEN_BATCH_MAX_ITEMS = env.int("IMAGEGEN_BATCH_MAX_ITEMS", default=200)
+# A background generation that failed on provider or storage faults is queued again this many
+# times, this many seconds later (on top of the retries inside one run).
+IMAGEGEN_TASK_RETRIES = env.int("IMAGEGEN_TASK_RETRIES", default=2)
+IMAGEGEN_TASK_RETRY_DELAY = env.float("IMAGEGEN_TASK_RETRY_DELAY", default=60.0)
 
 # ---------------------------------------------------------------------------------------------
 # Logging: one structured line per provider attempt; never keys or image payloads.

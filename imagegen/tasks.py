@@ -1,0 +1,50 @@
+"""Celery tasks of image generation; each one calls one service."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Task, shared_task
+from django.conf import settings
+
+from config.exceptions import ServiceError
+from imagegen import services
+from imagegen.exceptions import ProvidersFailed, ProvidersTimedOut, StorageUnavailable
+
+logger = logging.getLogger(__name__)
+
+# Faults that may pass (a vendor outage, a storage hiccup); a refused prompt would be refused again.
+RETRYABLE_FAILURES = (ProvidersFailed, ProvidersTimedOut, StorageUnavailable)
+
+
+@shared_task(bind=True, name="imagegen.generate_image", acks_late=True, max_retries=None)
+def generate_image(self: Task, image_id: str) -> str:
+    """Generate a queued image; returns its final status, or `skipped` when it was not pending.
+
+    Delivered twice, it generates once (the row's status decides). On provider or storage faults
+    the row goes back to `pending` and the task runs again later, `IMAGEGEN_TASK_RETRIES` times.
+    """
+    try:
+        image = services.image_run_task(image_id=image_id)
+    except RETRYABLE_FAILURES as exc:
+        retries = self.request.retries
+        delay = settings.IMAGEGEN_TASK_RETRY_DELAY * 2**retries
+        if retries < settings.IMAGEGEN_TASK_RETRIES and services.image_requeue(
+            image_id=image_id, delay=delay
+        ):
+            logger.info(
+                "generate_image_retry image=%s in=%.0fs after=%s", image_id, delay, exc.code
+            )
+            raise self.retry(countdown=delay) from exc
+        return "failed"
+    except ServiceError:
+        # Recorded on the row (e.g. the content was refused); running it again would not help.
+        return "failed"
+    return image.status if image is not None else "skipped"
+
+
+@shared_task(name="imagegen.sweep_stale")
+def sweep_stale() -> dict[str, int]:
+    """The periodic sweep (Celery beat): see `services.images_sweep_stale`."""
+    result = services.images_sweep_stale()
+    return {"requeued": len(result.requeued), "failed": len(result.failed)}

@@ -1,0 +1,271 @@
+"""Storyboards: `POST /image-gen/batch` (all or nothing, 202, queued) and its progress (GET)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from imagegen.models import GeneratedImage, ImageBatch
+from imagegen.tests.factories import GeneratedImageFactory
+from projects.tests.factories import ProjectFactory
+
+pytestmark = pytest.mark.django_db
+
+REALISTIC = {"visual_prompt": "A sleek water bottle on a wooden desk", "art_style": "photography"}
+ARTISTIC = {"visual_prompt": "A fox in a snowy forest", "art_style": "watercolor painting"}
+
+
+def storyboard(count: int, **overrides) -> list[dict]:
+    return [{**REALISTIC, "uuid": f"segment-{index:03d}", **overrides} for index in range(count)]
+
+
+def post_batch(api, project, items):
+    return api.post("/image-gen/batch", {"projectId": project.id, "items": items}, format="json")
+
+
+@pytest.fixture
+def run_on_commit(django_capture_on_commit_callbacks):
+    """Runs what the request queued once its transaction commits (the eager Celery tasks)."""
+
+    def run(callable_, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            response = callable_(*args, **kwargs)
+        return response, callbacks
+
+    return run
+
+
+def test_batch_answers_202_with_pending_items_and_generates_them(
+    api, project, vendors, run_on_commit
+):
+    vendors.recraft()
+    vendors.gemini()
+    items = [
+        {**REALISTIC, "uuid": "segment-001"},
+        {**ARTISTIC, "uuid": "segment-002", "aspect_ratio": "9:16"},
+    ]
+
+    response, queued = run_on_commit(post_batch, api, project, items)
+
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["success"] is True
+    assert [(item["uuid"], item["status"]) for item in body["items"]] == [
+        ("segment-001", "pending"),
+        ("segment-002", "pending"),
+    ]
+    assert len(queued) == 2
+    batch = ImageBatch.objects.get(pk=body["batchId"])
+    assert response["Location"].endswith(f"/image-gen/batch/{batch.id}")
+    rows = {row.uuid: row for row in GeneratedImage.objects.filter(batch=batch)}
+    assert {row.status for row in rows.values()} == {"succeeded"}
+    assert rows["segment-001"].model == "recraft-ai"
+    assert rows["segment-002"].model == "google-imagen"
+    assert rows["segment-002"].aspect_ratio == "9:16"
+
+
+def test_batch_items_stay_pending_until_the_transaction_commits(api, project, vendors):
+    # No on_commit capture here: the test's transaction never commits, so nothing may run.
+    response = post_batch(api, project, storyboard(3))
+
+    assert response.status_code == 202
+    assert set(GeneratedImage.objects.values_list("status", flat=True)) == {"pending"}
+    assert len(vendors.mock.calls) == 0
+
+
+def test_already_generated_items_are_reported_not_regenerated(api, project, vendors, run_on_commit):
+    vendors.recraft()
+    done = GeneratedImageFactory(project=project, uuid="segment-000", **REALISTIC)
+
+    response, queued = run_on_commit(post_batch, api, project, storyboard(2))
+
+    assert response.status_code == 202
+    states = {item["uuid"]: (item["id"], item["status"]) for item in response.json()["items"]}
+    assert states["segment-000"] == (done.id, "succeeded")
+    assert states["segment-001"][1] == "pending"
+    assert len(queued) == 1
+    assert vendors.calls("recraft") == 1
+    assert "1 image(s) for generation; 1 already generated" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("bad_item", "field"),
+    [
+        ({"visual_prompt": ""}, "items[1].visual_prompt"),
+        ({"visual_prompt": "x" * 801}, "items[1].visual_prompt"),
+        ({"uuid": "has spaces"}, "items[1].uuid"),
+        ({"aspect_ratio": "7:3"}, "items[1].aspect_ratio"),
+        ({"model": "dall-e"}, "items[1].model"),
+        ({"art_style": None}, "items[1].art_style"),
+    ],
+)
+def test_one_bad_item_is_a_400_naming_it_and_nothing_is_recorded(
+    api, project, vendors, bad_item, field, django_capture_on_commit_callbacks
+):
+    items = storyboard(3)
+    items[1] = {**items[1], **bad_item}
+
+    with django_capture_on_commit_callbacks() as queued:
+        response = post_batch(api, project, items)
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["success"] is False
+    assert body["message"].startswith(f"Invalid input: {field}: ")
+    assert list(body["errors"]) == [field]
+    assert queued == []
+    assert not GeneratedImage.objects.exists()
+    assert not ImageBatch.objects.exists()
+
+
+def test_an_item_that_is_not_an_object_is_named(api, project):
+    response = post_batch(api, project, [*storyboard(1), "segment-002"])
+
+    assert response.status_code == 400
+    assert response.json()["message"].startswith("Invalid input: items[1]: ")
+
+
+def test_duplicate_uuids_in_one_batch_are_a_400(api, project):
+    items = storyboard(3)
+    items[2]["uuid"] = items[0]["uuid"]
+
+    response = post_batch(api, project, items)
+
+    assert response.status_code == 400
+    assert response.json()["message"] == (
+        "Invalid input: items[2].uuid: Duplicate uuid 'segment-000': items[0] has it already."
+    )
+    assert not GeneratedImage.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"items": []}, "items: This list may not be empty."),
+        ({"items": "segment-001"}, "items: Expected a list of items"),
+        ({}, "items: This field is required."),
+    ],
+)
+def test_a_batch_without_items_is_a_400(api, project, body, message):
+    response = api.post("/image-gen/batch", {"projectId": project.id, **body}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["message"].startswith(f"Invalid input: {message}")
+
+
+def test_a_batch_over_the_configured_maximum_is_a_400(api, project, settings):
+    settings.IMAGEGEN_BATCH_MAX_ITEMS = 3
+
+    response = post_batch(api, project, storyboard(4))
+
+    assert response.status_code == 400
+    assert response.json()["message"] == (
+        "Invalid input: items: A batch holds at most 3 items; this one has 4."
+    )
+    assert not GeneratedImage.objects.exists()
+
+
+def test_the_default_maximum_of_200_items_is_accepted(api, project, django_assert_max_num_queries):
+    with django_assert_max_num_queries(1200):
+        response = post_batch(api, project, storyboard(200))
+
+    assert response.status_code == 202
+    assert GeneratedImage.objects.filter(status="pending").count() == 200
+
+
+def test_a_batch_for_another_users_project_is_a_404_and_records_nothing(api, other_project):
+    response = post_batch(api, other_project, storyboard(2))
+
+    assert response.status_code == 404
+    assert not GeneratedImage.objects.exists()
+    assert not ImageBatch.objects.exists()
+
+
+def test_an_item_whose_uuid_holds_another_prompt_refuses_the_whole_batch(
+    api, project, django_capture_on_commit_callbacks
+):
+    GeneratedImageFactory(project=project, uuid="segment-001", visual_prompt="Something else")
+
+    with django_capture_on_commit_callbacks() as queued:
+        response = post_batch(api, project, storyboard(3))
+
+    assert response.status_code == 409
+    body = response.json()
+    assert body["code"] == "uuid_conflict"
+    assert body["index"] == 1
+    assert body["message"].startswith("items[1]: uuid 'segment-001'")
+    assert queued == []
+    assert GeneratedImage.objects.count() == 1
+    assert not ImageBatch.objects.exists()
+
+
+def test_a_batch_is_accepted_while_the_user_is_at_the_in_flight_cap(api, project, settings):
+    settings.IMAGEGEN_MAX_IN_FLIGHT_PER_USER = 2
+    GeneratedImageFactory.create_batch(
+        2, project=project, status="running", started_at=timezone.now()
+    )
+
+    response = post_batch(api, project, storyboard(3))
+
+    assert response.status_code == 202, response.json()
+
+
+def test_batch_progress_counts_statuses_and_cost(api, project):
+    batch = ImageBatch.objects.create(user=project.owner, project=project)
+    for status, cost in [("succeeded", "0.035"), ("succeeded", "0.039"), ("failed", "0.01")]:
+        GeneratedImageFactory(project=project, batch=batch, status=status, cost_usd=Decimal(cost))
+    GeneratedImageFactory(project=project, batch=batch, status="pending", s3_key="")
+    GeneratedImageFactory(project=project)  # not in the batch
+
+    response = api.get(f"/image-gen/batch/{batch.id}")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["counts"] == {"pending": 1, "running": 0, "succeeded": 2, "failed": 1}
+    assert (body["total"], body["done"]) == (4, False)
+    assert body["costUsd"] == pytest.approx(0.084)
+    assert len(body["items"]) == 4
+    assert {item["batchId"] for item in body["items"]} == {batch.id}
+
+
+def test_batch_progress_follows_the_generation_to_done(api, project, vendors, run_on_commit):
+    vendors.recraft()
+    response, _ = run_on_commit(post_batch, api, project, storyboard(3))
+
+    body = api.get(f"/image-gen/batch/{response.json()['batchId']}").json()
+
+    assert body["counts"]["succeeded"] == 3
+    assert body["done"] is True
+    assert body["costUsd"] == pytest.approx(3 * 0.035)
+    assert all(item["imageUrl"] for item in body["items"])
+
+
+@pytest.mark.parametrize("path", ["/image-gen/batch/{id}", "/image-gen/batch/doesnotexist"])
+def test_another_users_batch_is_a_404(other_api, project, path):
+    batch = ImageBatch.objects.create(user=project.owner, project=project)
+
+    response = other_api.get(path.format(id=batch.id))
+
+    assert response.status_code == 404
+    assert response.json()["success"] is False
+
+
+def test_batch_needs_authentication(anonymous, project):
+    response = post_batch(anonymous, project, storyboard(1))
+
+    assert response.status_code == 401
+
+
+def test_batch_of_a_second_project_leaves_the_first_projects_uuids_alone(
+    api, user, project, vendors, run_on_commit
+):
+    vendors.recraft()
+    second = ProjectFactory(owner=user)
+    GeneratedImageFactory(project=project, uuid="segment-000", **REALISTIC)
+
+    response, queued = run_on_commit(post_batch, api, second, storyboard(1))
+
+    assert response.json()["items"][0]["status"] == "pending"
+    assert len(queued) == 1
