@@ -1,16 +1,58 @@
 """simplejwt's token views, throttled per client against password guessing."""
 
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework_simplejwt import views as jwt_views
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+
+from config.openapi import ErrorSerializer, error_responses
+
+WRONG_CREDENTIALS = OpenApiResponse(
+    ErrorSerializer, description="Wrong username or password, or an invalid refresh token."
+)
 
 
 class AuthRateThrottle(AnonRateThrottle):
     scope = "auth"
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="Log in: get an access and a refresh token",
+        description="The access token (15 min) goes in `Authorization: Bearer <access>`.",
+        responses={
+            200: TokenObtainPairSerializer,
+            **error_responses(400, 429),
+            401: WRONG_CREDENTIALS,
+        },
+        examples=[
+            OpenApiExample(
+                "Credentials",
+                request_only=True,
+                value={"username": "demo", "password": "correct-horse-battery"},
+            )
+        ],
+    )
+)
 class TokenObtainView(jwt_views.TokenObtainPairView):
     throttle_classes = (AuthRateThrottle,)
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="Refresh: trade a refresh token for a new pair",
+        description="The refresh token rotates: the one sent is blacklisted.",
+        responses={
+            200: TokenRefreshSerializer,
+            **error_responses(400, 429),
+            401: WRONG_CREDENTIALS,
+        },
+    )
+)
 class TokenRefreshView(jwt_views.TokenRefreshView):
     throttle_classes = (AuthRateThrottle,)

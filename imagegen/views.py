@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
-from rest_framework import generics, status
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from imagegen import services
+from config.openapi import error_responses
+from imagegen import openapi, services
 from imagegen.filters import ImageFilter
 from imagegen.models import GeneratedImage
 from imagegen.pagination import LinkHeaderCursorPagination
@@ -43,6 +50,21 @@ def owned_images(request: Request):
     return GeneratedImage.objects.filter(user=request.user)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="List your images",
+        description="Your images, newest first, as a JSON array; the next page's URL is in the "
+        '`Link: <...>; rel="next"` header.',
+        parameters=[
+            OpenApiParameter("id", description="Only the image with this id."),
+            OpenApiParameter(
+                "projectId", description="Only this project's images (404 if it is not yours)."
+            ),
+        ],
+        responses={200: ImageSerializer(many=True), **error_responses(400, 401, 404)},
+        examples=[openapi.LIST_ANSWER],
+    )
+)
 class ImageListCreateView(generics.ListAPIView):
     """`GET /image-gen` lists the caller's images; `POST /image-gen` generates one."""
 
@@ -55,7 +77,42 @@ class ImageListCreateView(generics.ListAPIView):
     def get_queryset(self):
         return owned_images(self.request)
 
-    @extend_schema(request=ImageGenerateSerializer, responses={201: GenerationAnswerSerializer})
+    @extend_schema(
+        summary="Generate a segment's image",
+        description="Routes the prompt (realistic to Recraft AI, artistic or text to Google's "
+        "Gemini image model, or the route named in `model`), generates, stores a JPEG at "
+        "`images/<projectId>/<uuid>.jpg` and records it. `201` for a new image; `200` replays "
+        "the stored one for the same `(projectId, uuid)`, prompt, style and aspect ratio, "
+        "without calling a vendor. `model` is `auto` or a configured route name.",
+        request=ImageGenerateSerializer,
+        responses={
+            201: GenerationAnswerSerializer,
+            202: OpenApiResponse(
+                GenerationAnswerSerializer,
+                description="With `Prefer: respond-async`: recorded as `pending` and generated in "
+                "the background (header `Preference-Applied: respond-async`); `Location` is the "
+                "image to poll.",
+            ),
+            200: OpenApiResponse(
+                GenerationAnswerSerializer, description="A replay of the stored image."
+            ),
+            **error_responses(
+                400,
+                401,
+                404,
+                409,
+                413,
+                415,
+                422,
+                429,
+                502,
+                503,
+                504,
+                examples={400: openapi.INVALID_PROMPT},
+            ),
+        },
+        examples=[openapi.GENERATE_REQUEST, openapi.GENERATE_ANSWER],
+    )
     def post(self, request: Request) -> Response:
         serializer = ImageGenerateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -92,6 +149,16 @@ class ImageListCreateView(generics.ListAPIView):
         return Response(answer.data, status=code)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="Read one image", responses={200: ImageSerializer, **error_responses(401, 404)}
+    ),
+    delete=extend_schema(
+        summary="Delete one image",
+        description="Deletes the record and its stored object.",
+        responses={204: None, **error_responses(401, 404)},
+    ),
+)
 class ImageDetailView(generics.RetrieveAPIView):
     """`GET`, `PATCH` and `DELETE /image-gen/<id>` on one of the caller's images."""
 
@@ -101,7 +168,24 @@ class ImageDetailView(generics.RetrieveAPIView):
     def get_queryset(self):
         return owned_images(self.request).select_related("project")
 
-    @extend_schema(request=ImagePatchSerializer, responses={200: ImageWithProjectSerializer})
+    @extend_schema(
+        summary="Edit an image's prompt, style or storage key",
+        description="Changes what is sent and nothing else; it does not regenerate. `s3_key` must "
+        "name an existing object under `images/<projectId>/` of the image's own project.",
+        request=ImagePatchSerializer,
+        responses={
+            200: inline_serializer(
+                "ImageUpdateAnswer",
+                fields={
+                    "success": serializers.BooleanField(),
+                    "message": serializers.CharField(),
+                    "image": ImageWithProjectSerializer(),
+                },
+            ),
+            **error_responses(400, 401, 404, 413, 415),
+        },
+        examples=[openapi.PATCH_REQUEST, openapi.PATCH_ANSWER],
+    )
     def patch(self, request: Request, image_id: str) -> Response:
         image = self.get_object()
         serializer = ImagePatchSerializer(data=request.data)

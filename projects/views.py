@@ -2,13 +2,56 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.response import Response
 
+from config.openapi import error_responses
 from projects import selectors, services
 from projects.serializers import ProjectSerializer
 
+PROJECT_EXAMPLES = [
+    OpenApiExample("New project", request_only=True, value={"name": "My Video Project"}),
+    OpenApiExample(
+        "A project",
+        response_only=True,
+        value={
+            "id": "clxyz123abc",
+            "name": "My Video Project",
+            "createdAt": "2025-01-16T10:00:00Z",
+            "updatedAt": "2025-01-16T10:00:00Z",
+            "userId": "42",
+            "imageCount": 20,
+            "totalCostUsd": 0.7,
+        },
+    ),
+]
 
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List your projects",
+        responses={200: ProjectSerializer(many=True), **error_responses(401)},
+    ),
+    create=extend_schema(
+        summary="Create a project",
+        responses={201: ProjectSerializer, **error_responses(400, 401, 413, 415)},
+        examples=PROJECT_EXAMPLES,
+    ),
+    retrieve=extend_schema(
+        summary="Read one project", responses={200: ProjectSerializer, **error_responses(401, 404)}
+    ),
+    partial_update=extend_schema(
+        summary="Rename a project",
+        responses={200: ProjectSerializer, **error_responses(400, 401, 404, 413, 415)},
+        examples=PROJECT_EXAMPLES,
+    ),
+    destroy=extend_schema(
+        summary="Delete a project",
+        description="Deletes the project, its images and their stored objects.",
+        responses={204: None, **error_responses(401, 404)},
+    ),
+)
 class ProjectViewSet(viewsets.ModelViewSet):
     serializer_class = ProjectSerializer
     http_method_names = ("get", "post", "patch", "delete", "head", "options")

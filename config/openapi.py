@@ -1,0 +1,101 @@
+"""The OpenAPI schema's shared parts: the one error shape, what each status means, seed paths."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from rest_framework import serializers
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every failure: `success` is false, `message` says what to do, `code` is stable."""
+
+    success = serializers.BooleanField(help_text="Always false.")
+    message = serializers.CharField(help_text="What went wrong and what to do about it.")
+    code = serializers.CharField(
+        help_text="A stable code: invalid, not_authenticated, not_found, uuid_conflict, "
+        "in_progress, content_blocked, providers_failed, providers_timed_out, "
+        "storage_unavailable, throttled, too_many_in_flight, ..."
+    )
+    errors = serializers.DictField(
+        required=False, help_text="Invalid input only: the messages per field."
+    )
+
+
+ERROR_MEANINGS = {
+    400: "Invalid input: the field is named in `message` and `errors`. Nothing was changed.",
+    401: "Missing, expired or invalid access token.",
+    404: "It does not exist, or it is not yours (the two are indistinguishable).",
+    409: "The uuid holds a different prompt (`uuid_conflict`), or is being generated right now "
+    "(`in_progress`, with `Retry-After`).",
+    413: "The body is over 1 MiB.",
+    415: "The body is not JSON.",
+    422: "The vendors' safety filters refused the content (`content_blocked`); rephrase it.",
+    429: "Too many requests, or too many generations running (`Retry-After` says when to retry).",
+    502: "Every provider failed (`providers_failed`); the failure is recorded, nothing stored.",
+    503: "The image could not be stored (`storage_unavailable`); retry.",
+    504: "Every provider attempt timed out (`providers_timed_out`).",
+}
+ERROR_EXAMPLES = {
+    401: {
+        "success": False,
+        "message": "Authentication credentials were not provided.",
+        "code": "not_authenticated",
+    },
+    404: {
+        "success": False,
+        "message": "Not found: it does not exist or you do not have access to it.",
+        "code": "not_found",
+    },
+    409: {
+        "success": False,
+        "message": "uuid 'segment-001-image' in this project already has an image made from a "
+        "different prompt, art style or aspect ratio. Use a new uuid, or PATCH the existing image.",
+        "code": "uuid_conflict",
+        "id": "clxyz123img",
+    },
+    422: {
+        "success": False,
+        "message": "The content was blocked by the provider's safety filter (PROHIBITED_CONTENT). "
+        "Rephrase the visual prompt and try again.",
+        "code": "content_blocked",
+        "id": "clxyz123img",
+        "model": "google-imagen",
+    },
+}
+
+
+def error_responses(
+    *statuses: int, examples: dict[int, dict[str, Any]] | None = None
+) -> dict[int, OpenApiResponse]:
+    """`extend_schema(responses=...)` entries for these error statuses, in the error shape.
+
+    `examples` adds or replaces the example body of a status.
+    """
+    examples = {**ERROR_EXAMPLES, **(examples or {})}
+    return {
+        status: OpenApiResponse(
+            ErrorSerializer,
+            description=ERROR_MEANINGS[status],
+            examples=[
+                OpenApiExample(
+                    f"Error {status}",
+                    value=examples[status],
+                    status_codes=[str(status)],
+                    response_only=True,
+                )
+            ]
+            if status in examples
+            else [],
+        )
+        for status in statuses
+    }
+
+
+def paths_without_trailing_slash(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
+    """Document `/image-gen`, as the seed does, not `/image-gen/` (both work)."""
+    result["paths"] = {path.rstrip("/") or "/": item for path, item in result["paths"].items()}
+    return result

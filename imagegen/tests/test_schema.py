@@ -1,0 +1,182 @@
+"""The OpenAPI schema: committed and fresh, the same whatever is configured, public, seed-true."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings as django_settings
+from django.contrib.staticfiles import finders
+from django.core.management import call_command
+
+from imagegen import openapi
+from imagegen.serializers import (
+    GenerationAnswerSerializer,
+    ImageGenerateSerializer,
+    ImagePatchSerializer,
+    ImageSerializer,
+    ImageWithProjectSerializer,
+)
+
+SCHEMA_FILE = Path(django_settings.BASE_DIR) / "openapi.yaml"
+FIX = (
+    "DJANGO_SETTINGS_MODULE=config.settings.test .venv/bin/python manage.py spectacular "
+    "--file openapi.yaml --validate"
+)
+SEED_REQUEST = {
+    "visual_prompt": (
+        "A sleek eco-friendly water bottle on a wooden desk with green plants in the background"
+    ),
+    "art_style": "modern minimalist photography",
+    "uuid": "segment-001-image",
+    "projectId": "clxyz123abc",
+}
+SEED_ANSWER = {
+    "success": True,
+    "model": "recraft-ai",
+    "message": "Image generated successfully",
+    "image_size_bytes": 245760,
+}
+
+
+def generate(tmp_path: Path) -> str:
+    """The schema as `manage.py spectacular` writes it; warnings and invalid output fail."""
+    path = tmp_path / "openapi.yaml"
+    call_command("spectacular", "--file", str(path), "--validate", "--fail-on-warn")
+    return path.read_text()
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    return yaml.safe_load(SCHEMA_FILE.read_text())
+
+
+def test_committed_schema_is_what_the_code_generates(tmp_path):
+    assert generate(tmp_path) == SCHEMA_FILE.read_text(), (
+        f"openapi.yaml is out of date with the API; regenerate it: {FIX}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("debug", "providers"),
+    [
+        (False, {}),
+        (
+            True,
+            {"offline-sketch": {"BACKEND": "imagegen.providers.offline.OfflineSketchProvider"}},
+        ),
+    ],
+)
+def test_schema_does_not_depend_on_the_configured_providers(tmp_path, settings, debug, providers):
+    settings.DEBUG = debug
+    settings.IMAGEGEN_PROVIDERS = providers
+
+    assert generate(tmp_path) == SCHEMA_FILE.read_text()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("headers", [{}, {"HTTP_AUTHORIZATION": "Bearer expired.or.junk"}])
+def test_schema_is_public(client, headers):
+    response = client.get("/schema", **headers)
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/vnd.oai.openapi")
+    assert response.content.startswith(b"openapi: 3.0.3")
+
+
+@pytest.mark.django_db
+def test_schema_is_served_as_json_too(client):
+    response = client.get("/schema", {"format": "json"})
+
+    assert response.status_code == 200
+    assert response.json()["info"]["title"] == "Image generation API"
+
+
+@pytest.mark.django_db
+def test_docs_are_public_and_load_swagger_ui_from_our_own_static_files(client):
+    response = client.get("/docs", HTTP_AUTHORIZATION="Bearer expired.or.junk")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert not re.search(r"https?://", html), "the page must not load anything from the internet"
+    assets = re.findall(r'(?:src|href)="/static/([^"]+)"', html)
+    assert {Path(asset).name for asset in assets} >= {
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "swagger-ui-standalone-preset.js",
+    }
+    for asset in assets:
+        assert finders.find(asset), f"{asset} is not among the static files"
+    assert '"/schema"' in html
+
+
+def test_paths_are_documented_as_the_seed_names_them(schema):
+    assert {"/image-gen", "/image-gen/{image_id}", "/projects", "/auth/token"} <= set(
+        schema["paths"]
+    )
+    assert not [path for path in schema["paths"] if path.endswith("/")]
+
+
+def test_generation_is_documented_with_the_seed_example(schema):
+    post = schema["paths"]["/image-gen"]["post"]
+
+    request = post["requestBody"]["content"]["application/json"]["examples"]
+    answer = post["responses"]["201"]["content"]["application/json"]["examples"]
+    assert request["SeedRequest"]["value"] == SEED_REQUEST
+    seed_answer = answer["SeedAnswer"]["value"]
+    assert list(seed_answer)[:5] == ["success", "s3_key", "model", "message", "image_size_bytes"]
+    assert {key: seed_answer[key] for key in SEED_ANSWER} == SEED_ANSWER
+
+
+def test_patch_is_documented_with_the_seed_example(schema):
+    patch = schema["paths"]["/image-gen/{image_id}"]["patch"]
+
+    answer = patch["responses"]["200"]["content"]["application/json"]["examples"]["SeedAnswer"]
+    assert answer["value"]["message"] == "Image prompt, art style, and S3 key updated successfully"
+    assert answer["value"]["image"]["project"] == {"id": "clxyz123abc", "name": "My Video Project"}
+    assert patch["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ImageUpdateAnswer"
+    }
+
+
+@pytest.mark.parametrize(
+    ("example", "serializer"),
+    [
+        (openapi.GENERATE_ANSWER.value, GenerationAnswerSerializer),
+        (openapi.SEED_IMAGE, ImageSerializer),
+        (openapi.PATCH_ANSWER.value["image"], ImageWithProjectSerializer),
+    ],
+)
+def test_answer_examples_have_exactly_the_serializer_fields(example, serializer):
+    assert list(example) == list(serializer().fields)
+
+
+@pytest.mark.parametrize(
+    ("example", "serializer"),
+    [
+        (openapi.GENERATE_REQUEST.value, ImageGenerateSerializer),
+        (openapi.PATCH_REQUEST.value, ImagePatchSerializer),
+    ],
+)
+def test_request_examples_are_valid_requests(example, serializer):
+    assert serializer(data=example).is_valid(), serializer(data=example).errors
+
+
+def test_every_error_answer_is_documented_in_the_error_shape(schema):
+    errors = [
+        (path, method, status, answer)
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        for status, answer in operation["responses"].items()
+        if int(status) >= 400
+    ]
+
+    assert errors
+    for path, method, status, answer in errors:
+        assert answer["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Error"
+        }, (path, method, status)
+    generation = schema["paths"]["/image-gen"]["post"]["responses"]
+    assert {"400", "401", "404", "409", "422", "429", "502", "503", "504"} <= set(generation)
