@@ -212,7 +212,7 @@ def new_uuid() -> str:
 @pytest.fixture
 def fake_vendor_server(settings) -> Iterator[FakeVendorServer]:
     """Both vendors faked on a loopback HTTP server, with the providers pointed at it."""
-    with FakeVendorServer() as server:
+    with FakeVendorServer(image_size=(640, 360)) as server:
         urls = {"recraft-ai": server.recraft_url, "google-imagen": server.gemini_url}
         settings.IMAGEGEN_PROVIDERS = {
             name: {**entry, "OPTIONS": {**entry["OPTIONS"], "base_url": urls[name]}}

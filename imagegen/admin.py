@@ -21,6 +21,11 @@ from imagegen import services
 from imagegen.models import GeneratedImage, GenerationAttempt
 from imagegen.serializers import ImagePatchSerializer
 
+# The site is named for what it manages; "View site" opens the API docs (there is no other site).
+admin.site.site_header = admin.site.site_title = "Image generation admin"
+admin.site.index_title = "Images, projects and users"
+admin.site.site_url = "/docs"
+
 # One admin request runs the regenerations one after another: keep it within a request's time.
 MAX_REGENERATE_AT_ONCE = 10
 EDITABLE_FIELDS = ("visual_prompt", "art_style")

@@ -94,6 +94,13 @@ def test_every_admin_page_renders_for_staff(admin_client, name, target):
     assert response.status_code == 200
 
 
+def test_admin_is_named_and_links_to_the_api_docs(admin_client):
+    html = admin_client.get(reverse("admin:index")).content.decode()
+
+    assert "<title>Images, projects and users | Image generation admin</title>" in html
+    assert '<a href="/docs">View site</a>' in html
+
+
 def test_non_staff_user_is_sent_to_the_login_page(client, user):
     client.force_login(user)
 
