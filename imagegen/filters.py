@@ -11,15 +11,24 @@ from projects.models import Project
 
 
 class ImageFilter(django_filters.FilterSet):
-    id = django_filters.CharFilter(field_name="id")
+    """Both filters answer 404 for an image or project the caller does not own (or that does not
+    exist), like every other access to it: the two cases cannot be told apart."""
+
+    id = django_filters.CharFilter(method="filter_id")
     projectId = django_filters.CharFilter(method="filter_project")  # noqa: N815
 
     class Meta:
         model = GeneratedImage
         fields = ("id", "projectId")
 
+    def filter_id(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        # `queryset` holds only the caller's images.
+        matching = queryset.filter(pk=value)
+        if not matching.exists():
+            raise Http404
+        return matching
+
     def filter_project(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        # Filtering by a project the caller does not own is a 404, like every other access to it.
         if not Project.objects.filter(pk=value, owner=self.request.user).exists():
             raise Http404
         return queryset.filter(project_id=value)
