@@ -10,14 +10,14 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Q, Sum, Value
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Case, Count, F, Q, Sum, Value, When
 from django.db.models.functions import Concat
 from django.utils import timezone
 
@@ -549,8 +549,26 @@ def image_run(image: GeneratedImage) -> GeneratedImage:
     except Exception:
         # The row did not commit: the object must not outlive it.
         default_storage.delete(stored_key)
+        _release_unrecorded(image, stored_key=stored_key)
         raise
     return image
+
+
+def _release_unrecorded(image: GeneratedImage, *, stored_key: str) -> None:
+    """Mark a generation whose result could not be committed as failed, so a retry need not
+    wait out the running lease; a row still on the deleted object lets go of it."""
+    try:
+        GeneratedImage.objects.filter(pk=image.pk, status=GeneratedImage.Status.RUNNING).update(
+            status=GeneratedImage.Status.FAILED,
+            error_code="record_failed",
+            message="The image was generated but could not be recorded. Retry.",
+            s3_key=Case(When(s3_key=stored_key, then=Value("")), default=F("s3_key")),
+            finished_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+    except DatabaseError:
+        # The database is unreachable: the row stays running until its lease expires.
+        logger.exception("record_failed image=%s", image.id)
 
 
 def image_generate(
@@ -591,23 +609,40 @@ def image_generate(
 # ---------------------------------------------------------------------------------------------
 # Editing and deleting.
 # ---------------------------------------------------------------------------------------------
-_KEY_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\]")
+# C0 and C1 control characters, DEL and backslashes have no place in a storage key.
+_KEY_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
+# S3's limit on a key, in bytes of UTF-8.
+MAX_KEY_BYTES = 1024
 
 
 def validate_image_key(*, image: GeneratedImage, s3_key: str) -> str:
-    """Accept only an existing key inside the image's own project namespace.
+    """Accept only an existing key inside the image's own project namespace, in canonical form.
 
-    Raises `InvalidStorageKey` for traversal (`..`), absolute paths, backslashes, control
-    characters, keys of other projects, and keys with no object behind them.
+    Raises `InvalidStorageKey` for traversal (`..`), `.` or empty segments (so absolute paths
+    and trailing slashes), backslashes, control characters, keys over 1024 bytes, keys of other
+    projects, the key of another image, and keys with no object behind them.
     """
     namespace = f"images/{image.project_id}/"
-    if _KEY_FORBIDDEN.search(s3_key) or s3_key.startswith("/") or ".." in s3_key.split("/"):
+    if _KEY_FORBIDDEN.search(s3_key) or any(
+        segment in ("", ".", "..") for segment in s3_key.split("/")
+    ):
         raise InvalidStorageKey(
-            "s3_key must be a plain relative key: no '..' segments, leading '/', backslashes "
-            "or control characters."
+            "s3_key must be a plain relative key: no '..', '.' or empty segments, no leading or "
+            "trailing '/', backslashes or control characters."
         )
-    if not s3_key.startswith(namespace) or len(s3_key) == len(namespace):
+    if len(s3_key.encode()) > MAX_KEY_BYTES:
+        raise InvalidStorageKey(f"s3_key must be at most {MAX_KEY_BYTES} bytes of UTF-8.")
+    if not s3_key.startswith(namespace):
         raise InvalidStorageKey(f"s3_key must be a key under {namespace!r} (this image's project).")
+    # Two rows on one object: deleting either would take the other's image with it.
+    holder = (
+        GeneratedImage.objects.filter(s3_key=s3_key)
+        .exclude(pk=image.pk)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if holder is not None:
+        raise InvalidStorageKey(f"{s3_key!r} is the stored object of image {holder}.")
     if not default_storage.exists(s3_key):
         raise InvalidStorageKey(f"There is no stored object at {s3_key!r}.")
     return s3_key
@@ -654,7 +689,12 @@ def delete_objects_on_commit(keys: list[str]) -> None:
 
 
 def _delete_objects(keys: list[str]) -> None:
+    # A key may have been generated anew for another row in the meantime (a PATCH can point an
+    # image at the key a later uuid generates into): keep what a row still refers to.
+    kept = set(GeneratedImage.objects.filter(s3_key__in=keys).values_list("s3_key", flat=True))
     for key in keys:
+        if key in kept:
+            continue
         try:
             default_storage.delete(key)
         except Exception:
@@ -667,6 +707,88 @@ def image_delete(*, image: GeneratedImage) -> None:
     """Delete an image's row and, after commit, its stored object."""
     delete_objects_on_commit([image.s3_key])
     image.delete()
+
+
+# ---------------------------------------------------------------------------------------------
+# Reconciling storage with the rows: objects nobody refers to, rows whose object is gone.
+# ---------------------------------------------------------------------------------------------
+IMAGES_PREFIX = "images"
+FINISHED = (GeneratedImage.Status.SUCCEEDED, GeneratedImage.Status.FAILED)
+
+
+@dataclass(frozen=True)
+class StorageReport:
+    """What `storage_inconsistencies` found: orphan keys and (image id, key) of broken rows."""
+
+    objects: int
+    rows: int
+    orphans: list[str]
+    missing: list[tuple[str, str]]
+
+
+def stored_keys(prefix: str = IMAGES_PREFIX) -> Iterator[str]:
+    """Every key under `prefix` in the default storage, walked with `listdir` (S3 or files)."""
+    try:
+        directories, files = default_storage.listdir(prefix)
+    except FileNotFoundError:
+        return  # the file system has no such directory yet
+    for name in files:
+        yield f"{prefix}/{name}"
+    for directory in directories:
+        yield from stored_keys(f"{prefix}/{directory}")
+
+
+def storage_inconsistencies() -> StorageReport:
+    """Objects under `images/` that no row refers to, and finished rows whose object is missing.
+
+    Rows changed after the listing began are left out: their object may have been written after
+    the walk passed its directory.
+    """
+    listed_at = timezone.now()
+    keys = set(stored_keys())
+    with_key = GeneratedImage.objects.exclude(s3_key="")
+    referenced = set(with_key.values_list("s3_key", flat=True))
+    rows = with_key.filter(status__in=FINISHED, updated_at__lt=listed_at).order_by("pk")
+    checked = list(rows.values_list("pk", "s3_key"))
+    return StorageReport(
+        objects=len(keys),
+        rows=len(checked),
+        orphans=sorted(keys - referenced),
+        missing=[(pk, key) for pk, key in checked if key not in keys],
+    )
+
+
+def orphan_delete(*, key: str, written_before: datetime) -> bool:
+    """Delete an object no row refers to if it was last written before `written_before`.
+
+    A generation writes its object before its row commits: the grace period spares those.
+    Returns whether the object was deleted.
+    """
+    if GeneratedImage.objects.filter(s3_key=key).exists():
+        return False
+    if default_storage.get_modified_time(key) >= written_before:
+        return False
+    default_storage.delete(key)
+    return True
+
+
+def image_mark_missing(*, image_id: str, key: str) -> bool:
+    """Mark a finished row whose object is gone as failed (`object_missing`), so the same uuid
+    generates again; returns False when the object is back or the row has moved on."""
+    if default_storage.exists(key):
+        return False
+    marked = GeneratedImage.objects.filter(pk=image_id, s3_key=key, status__in=FINISHED).update(
+        status=GeneratedImage.Status.FAILED,
+        error_code="object_missing",
+        message=f"The stored object {key!r} is missing; send the same request again to "
+        "generate a new image.",
+        s3_key="",
+        image_size_bytes=None,
+        width=None,
+        height=None,
+        updated_at=timezone.now(),
+    )
+    return marked == 1
 
 
 def image_regenerate(*, image: GeneratedImage) -> GeneratedImage:

@@ -1,0 +1,71 @@
+"""`manage.py imagegen_reconcile`: stored objects without a row, rows without their object."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from imagegen import services
+
+
+class Command(BaseCommand):
+    help = (
+        "Compare the stored images (every object under images/ in the default storage, S3 or "
+        "the file system) with the image rows, and report objects that no row refers to "
+        "(orphans) and succeeded or failed rows whose object is missing. Nothing changes "
+        "without --fix. With --fix, orphans older than the grace period are deleted and broken "
+        "rows are marked failed (error_code object_missing), so that sending the same request "
+        "again generates a new image. Safe to run while the API serves requests."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--fix",
+            action="store_true",
+            help="Delete old orphans and mark broken rows failed. Without it: report only.",
+        )
+        parser.add_argument(
+            "--grace-minutes",
+            type=int,
+            default=60,
+            metavar="MINUTES",
+            help="Keep orphans written less than MINUTES ago (by the storage's modified time): "
+            "a generation stores its object just before its row commits. Default: 60.",
+        )
+
+    def handle(self, *args: Any, fix: bool, grace_minutes: int, **options: Any) -> None:
+        if grace_minutes < 0:
+            raise CommandError(f"--grace-minutes must be 0 or more, not {grace_minutes}.")
+        cutoff = timezone.now() - timedelta(minutes=grace_minutes)
+        report = services.storage_inconsistencies()
+        self.stdout.write(
+            f"Checked {report.objects} stored objects under {services.IMAGES_PREFIX}/ and "
+            f"{report.rows} finished rows with a stored key."
+        )
+        self.stdout.write(f"Orphan objects (no row refers to them): {len(report.orphans)}")
+        for key in report.orphans:
+            self.stdout.write(f"  {key}")
+        self.stdout.write(f"Rows whose object is missing: {len(report.missing)}")
+        for image_id, key in report.missing:
+            self.stdout.write(f"  image {image_id}: {key}")
+        if not fix:
+            if report.orphans or report.missing:
+                self.stdout.write("Nothing changed; run again with --fix to repair.")
+            return
+        deleted = sum(
+            services.orphan_delete(key=key, written_before=cutoff) for key in report.orphans
+        )
+        marked = sum(
+            services.image_mark_missing(image_id=image_id, key=key)
+            for image_id, key in report.missing
+        )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Deleted {deleted} orphan objects (kept {len(report.orphans) - deleted} written "
+                f"in the last {grace_minutes} minutes or claimed since). "
+                f"Marked {marked} rows failed (object_missing)."
+            )
+        )

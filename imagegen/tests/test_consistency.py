@@ -1,0 +1,242 @@
+"""Storage and database agree: object first then row, no object without a committed row."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from botocore.config import Config
+from django.core.files.storage import default_storage
+from django.db import DatabaseError
+
+from conftest import S3_BUCKET
+from imagegen import services
+from imagegen.models import GeneratedImage
+from imagegen.tests.factories import GeneratedImageFactory
+from imagegen.tests.test_api import SEED_POST, post_image
+from projects.tests.factories import ProjectFactory
+
+pytestmark = pytest.mark.django_db
+
+SEED_KEY = "images/{project}/" + SEED_POST["uuid"] + ".jpg"
+
+
+def bucket_keys(s3_client) -> set[str]:
+    listing = s3_client.list_objects_v2(Bucket=S3_BUCKET, Prefix="images/")
+    return {item["Key"] for item in listing.get("Contents", [])}
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def storage_down_by_endpoint(settings):
+    """S3 at a loopback port nobody listens on: every call is refused at once."""
+    options = settings.STORAGES["default"]["OPTIONS"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            **settings.STORAGES["default"],
+            "OPTIONS": {
+                **options,
+                "endpoint_url": f"http://127.0.0.1:{closed_port()}",
+                "client_config": Config(retries={"max_attempts": 1}, connect_timeout=1),
+            },
+        },
+    }
+
+
+@pytest.fixture
+def storage_down_by_save(monkeypatch):
+    def refuse(storage, name, content):
+        raise OSError("storage is down")
+
+    monkeypatch.setattr("storages.backends.s3.S3Storage._save", refuse)
+
+
+@pytest.fixture(params=["closed-endpoint", "failing-save"])
+def storage_down(request):
+    fixture = (
+        "storage_down_by_endpoint" if request.param == "closed-endpoint" else "storage_down_by_save"
+    )
+    request.getfixturevalue(fixture)
+    return request.param
+
+
+def test_storage_failure_is_a_503_and_the_row_says_failed(
+    api, project, vendors, storage_down, s3_client
+):
+    vendors.recraft()
+
+    response = post_image(api, project)
+
+    assert response.status_code == 503
+    body = response.json()
+    assert (body["success"], body["code"]) == (False, "storage_unavailable")
+    assert "could not be stored" in body["message"]
+    row = GeneratedImage.objects.get()
+    assert (row.status, row.error_code, row.s3_key) == ("failed", "storage_unavailable", "")
+    assert row.attempts.get().outcome == "succeeded"  # the vendor's image was paid for
+    assert bucket_keys(s3_client) & {SEED_KEY.format(project=project.id)} == set()
+
+
+def test_retry_after_storage_recovers_generates(api, project, vendors, settings, s3_client):
+    vendors.recraft()
+    healthy = settings.STORAGES
+    settings.STORAGES = {
+        **healthy,
+        "default": {
+            **healthy["default"],
+            "OPTIONS": {
+                **healthy["default"]["OPTIONS"],
+                "endpoint_url": f"http://127.0.0.1:{closed_port()}",
+                "client_config": Config(retries={"max_attempts": 1}, connect_timeout=1),
+            },
+        },
+    }
+    assert post_image(api, project).status_code == 503
+    settings.STORAGES = healthy
+
+    response = post_image(api, project)
+
+    assert response.status_code == 201
+    assert response.json()["s3_key"] in bucket_keys(s3_client)
+    assert GeneratedImage.objects.get().status == "succeeded"
+
+
+def test_object_exists_before_the_succeeded_row_is_written(
+    api, project, vendors, monkeypatch, any_storage
+):
+    vendors.recraft()
+    seen: list[tuple[str, bool]] = []
+    save = GeneratedImage.save
+
+    def spy(image, *args, **kwargs):
+        if image.status == GeneratedImage.Status.SUCCEEDED:
+            seen.append((image.s3_key, default_storage.exists(image.s3_key)))
+        return save(image, *args, **kwargs)
+
+    monkeypatch.setattr(GeneratedImage, "save", spy)
+
+    post_image(api, project)
+
+    assert seen == [(SEED_KEY.format(project=project.id), True)]
+
+
+def test_row_that_fails_to_commit_takes_its_object_with_it(
+    api, project, vendors, monkeypatch, any_storage
+):
+    vendors.recraft()
+    save_attempts = services._save_attempts
+
+    def fail_on_success(image, attempts):
+        if image.status != GeneratedImage.Status.FAILED and attempts[-1].outcome == "succeeded":
+            raise DatabaseError("connection lost during commit")
+        return save_attempts(image, attempts)
+
+    monkeypatch.setattr(services, "_save_attempts", fail_on_success)
+
+    response = post_image(api, project)
+
+    assert response.status_code >= 500
+    assert response.json()["success"] is False
+    assert not default_storage.exists(SEED_KEY.format(project=project.id))
+    row = GeneratedImage.objects.get()
+    assert row.status == "failed"  # not left "running": a retry may generate at once
+    assert row.s3_key == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Deleting removes the objects, after the commit and only then.
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def stored_image(project, s3_client):
+    image = GeneratedImageFactory(project=project)
+    s3_client.put_object(Bucket=S3_BUCKET, Key=image.s3_key, Body=b"jpeg")
+    return image
+
+
+def test_deleting_an_image_deletes_its_object_after_commit(
+    api, stored_image, s3_client, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = api.delete(f"/image-gen/{stored_image.id}")
+        assert stored_image.s3_key in bucket_keys(s3_client)  # not before the commit
+    for callback in callbacks:
+        callback()
+
+    assert response.status_code == 204
+    assert stored_image.s3_key not in bucket_keys(s3_client)
+    assert not GeneratedImage.objects.exists()
+
+
+def test_deleting_a_project_deletes_its_objects_and_no_others(
+    api, user, project, s3_client, django_capture_on_commit_callbacks
+):
+    mine = GeneratedImageFactory.create_batch(3, project=project)
+    unstored = GeneratedImageFactory(project=project, s3_key="", status="failed")
+    neighbour = GeneratedImageFactory(project=ProjectFactory(owner=user))
+    for image in [*mine, neighbour]:
+        s3_client.put_object(Bucket=S3_BUCKET, Key=image.s3_key, Body=b"jpeg")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.delete(f"/projects/{project.id}")
+
+    assert response.status_code == 204
+    remaining = bucket_keys(s3_client)
+    assert {image.s3_key for image in mine} & remaining == set()
+    assert neighbour.s3_key in remaining
+    assert list(GeneratedImage.objects.values_list("pk", flat=True)) == [neighbour.pk]
+    assert not GeneratedImage.objects.filter(pk=unstored.pk).exists()
+
+
+def test_failed_row_deletion_keeps_the_object(
+    api, stored_image, s3_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    def refuse(*args, **kwargs):
+        raise DatabaseError("database is read-only")
+
+    monkeypatch.setattr(GeneratedImage, "delete", refuse)
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = api.delete(f"/image-gen/{stored_image.id}")
+
+    assert response.status_code == 500
+    assert response.json()["success"] is False
+    assert callbacks == []
+    assert stored_image.s3_key in bucket_keys(s3_client)
+
+
+def test_object_that_cannot_be_deleted_is_logged_and_the_row_still_goes(
+    api, stored_image, s3_client, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    def refuse(storage, name):
+        raise OSError("storage is down")
+
+    monkeypatch.setattr("storages.backends.s3.S3Storage.delete", refuse)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.delete(f"/image-gen/{stored_image.id}")
+
+    assert response.status_code == 204
+    assert not GeneratedImage.objects.exists()
+    assert f"storage_delete_failed key={stored_image.s3_key}" in caplog.text
+
+
+def test_deleting_an_image_keeps_an_object_another_row_refers_to(
+    api, project, vendors, s3_client, django_capture_on_commit_callbacks
+):
+    vendors.recraft()
+    repointed = GeneratedImageFactory(project=project)
+    shared_key = f"images/{project.id}/later-segment.jpg"
+    s3_client.put_object(Bucket=S3_BUCKET, Key=shared_key, Body=b"uploaded")
+    api.patch(f"/image-gen/{repointed.id}", {"s3_key": shared_key}, format="json")
+    assert post_image(api, project, uuid="later-segment").json()["s3_key"] == shared_key
+
+    with django_capture_on_commit_callbacks(execute=True):
+        api.delete(f"/image-gen/{repointed.id}")
+
+    assert shared_key in bucket_keys(s3_client)
