@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -33,6 +34,11 @@ class ServiceError(Exception):
         return {"success": False, "message": self.message, "code": self.code, **self.extra}
 
 
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+
+
 def _first_message(detail: Any) -> str:
     if isinstance(detail, dict):
         for field, value in detail.items():
@@ -53,8 +59,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, ServiceError):
         return Response(exc.as_body(), status=exc.status_code, headers=exc.headers)
     if isinstance(exc, RequestDataTooBig):
-        exc = exceptions.APIException("The request body is too large.")
-        exc.status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        exc = RequestTooLarge(
+            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+        )
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found: it does not exist or you do not have access to it.")
     elif isinstance(exc, PermissionDenied):

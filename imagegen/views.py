@@ -14,6 +14,7 @@ from drf_spectacular.utils import (
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 
 from config.openapi import error_responses
@@ -32,7 +33,17 @@ from projects.models import Project
 
 
 class GenerationThrottle(ScopedRateThrottle):
-    """`IMAGEGEN_THROTTLE_RATE` per user, on generation only (reads are not throttled)."""
+    """`IMAGEGEN_THROTTLE_RATE` per user, on generation only (reads are not throttled).
+
+    The history lives in the default cache (Redis when `CACHE_URL` is set), so every worker
+    process counts against the same limit.
+    """
+
+    @property
+    def THROTTLE_RATES(self) -> dict[str, str]:  # noqa: N802  (DRF's attribute name)
+        # DRF copies the rates into the class at import; read them per request instead, so the
+        # configured rate is the one in force.
+        return api_settings.DEFAULT_THROTTLE_RATES
 
     def allow_request(self, request: Request, view: object) -> bool:
         if request.method != "POST":
