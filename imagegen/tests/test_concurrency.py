@@ -1,0 +1,172 @@
+"""Concurrent identical requests against a real server: one vendor call, one object, one row."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import jwt
+import pytest
+import requests
+from django.conf import settings as django_settings
+from django.db import IntegrityError, connection
+from rest_framework_simplejwt.tokens import AccessToken
+
+from conftest import S3_BUCKET
+from imagegen.models import GeneratedImage
+from imagegen.services import REPLAY_MESSAGE
+from imagegen.testing.fake_vendors import FakeVendorServer
+from imagegen.tests.factories import GeneratedImageFactory
+from imagegen.tests.test_api import SEED_POST
+
+pytestmark = pytest.mark.django_db
+
+PARALLEL_REQUESTS = 8
+VENDOR_LATENCY = 0.5
+# TLS ends at a proxy in production, which says so in this header.
+BEHIND_TLS_PROXY = {"X-Forwarded-Proto": "https"}
+SERVER_SECRET_KEY = "concurrency-test-" + "Zq8vL3mW" * 6
+
+
+def test_database_refuses_a_second_row_for_the_same_project_and_uuid(project):
+    GeneratedImageFactory(project=project, uuid="segment-1")
+
+    with pytest.raises(IntegrityError):
+        GeneratedImageFactory(project=project, uuid="segment-1")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_listening(url: str, process: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        try:
+            requests.get(url, headers=BEHIND_TLS_PROXY, allow_redirects=False, timeout=5)
+            return
+        except (requests.ConnectionError, requests.Timeout):
+            time.sleep(0.1)
+    raise RuntimeError(f"the server did not answer at {url} within {timeout} s")
+
+
+@pytest.fixture
+def fake_vendors() -> Iterator[FakeVendorServer]:
+    with FakeVendorServer(latency=VENDOR_LATENCY) as server:
+        yield server
+
+
+@pytest.fixture
+def server(transactional_db, fake_vendors, moto_endpoint, tmp_path: Path) -> Iterator[str]:
+    """gunicorn with production settings: two worker processes, threads, the test database,
+    S3 on moto and the vendors on the loopback fake."""
+    port = free_port()
+    database = connection.settings_dict
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": SERVER_SECRET_KEY,
+        "DATABASE_URL": (
+            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
+            f"{database['NAME']}"
+        ),
+        "RECRAFT_API_KEY": "rk-fake",
+        "RECRAFT_API_URL": fake_vendors.recraft_url,
+        "GEMINI_API_KEY": "gk-fake",
+        "GEMINI_API_URL": fake_vendors.gemini_url,
+        "AWS_STORAGE_BUCKET_NAME": S3_BUCKET,
+        "AWS_S3_ENDPOINT_URL": moto_endpoint,
+        "AWS_S3_REGION_NAME": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "MEDIA_ROOT": str(tmp_path),
+    }
+    command = [
+        str(Path(sys.executable).with_name("gunicorn")),
+        "config.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "2",
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(PARALLEL_REQUESTS),
+        "--timeout",
+        "30",
+        "--no-control-socket",  # its default path is shared by every gunicorn on the machine
+    ]
+    process = subprocess.Popen(  # noqa: S603  (gunicorn from this virtualenv)
+        command,
+        env=environment,
+        cwd=django_settings.BASE_DIR,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_listening(f"{url}/image-gen", process)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
+        _, errors = process.communicate(timeout=15)
+        if process.returncode not in (0, -signal.SIGINT):
+            print(errors.decode(errors="replace"))  # noqa: T201  (shown when the test fails)
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_identical_concurrent_posts_generate_once(server, fake_vendors, project, s3_client):
+    session = requests.Session()
+    # The server's own secret signs the token (the test database hashes passwords its own way).
+    access = jwt.encode(
+        AccessToken.for_user(project.owner).payload, SERVER_SECRET_KEY, algorithm="HS256"
+    )
+    session.headers.update({**BEHIND_TLS_PROXY, "Authorization": f"Bearer {access}"})
+    body = {**SEED_POST, "projectId": project.id}
+    start = threading.Barrier(PARALLEL_REQUESTS)
+    answers: list[requests.Response] = []
+
+    def post() -> None:
+        start.wait()
+        answers.append(session.post(f"{server}/image-gen", json=body, timeout=30))
+
+    threads = [threading.Thread(target=post) for _ in range(PARALLEL_REQUESTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    replay = session.post(f"{server}/image-gen", json=body, timeout=30)
+    session.close()
+
+    created = [answer for answer in answers if answer.status_code == 201]
+    assert len(created) == 1, [(answer.status_code, answer.text) for answer in answers]
+    key = created[0].json()["s3_key"]
+    for answer in answers:
+        if answer is created[0]:
+            continue
+        outcome = (answer.status_code, answer.json()["success"])
+        if answer.status_code == 200:
+            assert (answer.json()["s3_key"], answer.json()["message"]) == (key, REPLAY_MESSAGE)
+        else:
+            assert outcome == (409, False), answer.text
+            assert answer.json()["code"] == "in_progress"
+            assert answer.headers["Retry-After"] == "5"
+    assert fake_vendors.calls("recraft") + fake_vendors.calls("gemini") == 1
+    listing = s3_client.list_objects_v2(Bucket=S3_BUCKET, Prefix=f"images/{project.id}/")
+    assert [item["Key"] for item in listing["Contents"]] == [key]
+    row = GeneratedImage.objects.get(project=project)
+    assert (row.status, row.s3_key) == ("succeeded", key)
+    assert replay.status_code == 200
+    assert (replay.json()["s3_key"], replay.json()["message"]) == (key, REPLAY_MESSAGE)
