@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -212,10 +213,15 @@ def _in_progress_message(uuid: str) -> str:
 
 
 def _check_in_flight(user) -> None:
+    """Raise `TooManyInFlight` when `user` (or a user id) is at the cap. Call it inside the
+    transaction that starts the generation: the owner's row stays locked until it commits, so
+    concurrent requests count one after the other and the cap holds."""
     cap = settings.IMAGEGEN_MAX_IN_FLIGHT_PER_USER
+    user_id = getattr(user, "pk", user)
+    get_user_model().objects.select_for_update().filter(pk=user_id).values_list("pk").get()
     since = timezone.now() - timedelta(seconds=settings.IMAGEGEN_RUNNING_LEASE)
     running = GeneratedImage.objects.filter(
-        user=user, status=GeneratedImage.Status.RUNNING, started_at__gte=since
+        user_id=user_id, status=GeneratedImage.Status.RUNNING, started_at__gte=since
     ).count()
     if running >= cap:
         raise TooManyInFlight(

@@ -20,6 +20,8 @@ from django.db import IntegrityError, connection
 from rest_framework_simplejwt.tokens import AccessToken
 
 from conftest import S3_BUCKET
+from imagegen import services
+from imagegen.exceptions import TooManyInFlight
 from imagegen.models import GeneratedImage
 from imagegen.services import REPLAY_MESSAGE
 from imagegen.testing.fake_vendors import FakeVendorServer
@@ -40,6 +42,38 @@ def test_database_refuses_a_second_row_for_the_same_project_and_uuid(project):
 
     with pytest.raises(IntegrityError):
         GeneratedImageFactory(project=project, uuid="segment-1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_flight_cap_holds_under_concurrent_claims(project, settings):
+    settings.IMAGEGEN_MAX_IN_FLIGHT_PER_USER = 2
+    start = threading.Barrier(PARALLEL_REQUESTS)
+    outcomes: list[str] = []
+
+    def claim(number: int) -> None:
+        start.wait()
+        try:
+            services.image_claim(
+                user=project.owner,
+                project=project,
+                visual_prompt=SEED_POST["visual_prompt"],
+                art_style=SEED_POST["art_style"],
+                uuid=f"segment-{number}",
+            )
+            outcomes.append("claimed")
+        except TooManyInFlight:
+            outcomes.append("refused")
+        finally:
+            connection.close()  # each thread has its own connection
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(PARALLEL_REQUESTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["claimed"] * 2 + ["refused"] * (PARALLEL_REQUESTS - 2)
+    assert GeneratedImage.objects.filter(status="running").count() == 2
 
 
 def free_port() -> int:
