@@ -47,6 +47,7 @@ class FakeVendorServer:
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self._lock = threading.Lock()
         self.requests: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+        self._arrivals: list[tuple[str, float]] = []
         self._recraft_image = vendor_payloads.image_bytes("WEBP", image_size)
         self._gemini_image = vendor_payloads.image_bytes("PNG", image_size)
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
@@ -92,10 +93,16 @@ class FakeVendorServer:
         with self._lock:
             self._scripts.clear()
             self.requests.clear()
+            self._arrivals.clear()
 
     def calls(self, vendor: str) -> int:
         with self._lock:
             return sum(1 for name, _, _ in self.requests if name == vendor)
+
+    def arrivals(self, vendor: str) -> list[float]:
+        """When each call to `vendor` arrived (`time.monotonic()`), oldest first."""
+        with self._lock:
+            return [moment for name, moment in self._arrivals if name == vendor]
 
     def _next_reply(self, vendor: str, model: str) -> Reply:
         with self._lock:
@@ -133,6 +140,7 @@ class FakeVendorServer:
                     return
                 with server._lock:
                     server.requests.append((vendor, payload, dict(self.headers)))
+                    server._arrivals.append((vendor, time.monotonic()))
                 self._send(server._next_reply(vendor, model))
 
             def _send(self, reply: Reply) -> None:

@@ -155,7 +155,7 @@ def test_at_most_the_configured_number_of_conversions_run_at_once(monkeypatch, s
         with lock:
             running += 1
             peak = max(peak, running)
-        time.sleep(0.05)
+        time.sleep(0.1)
         with lock:
             running -= 1
         return real_flatten(image)
