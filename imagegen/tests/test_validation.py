@@ -10,6 +10,7 @@ import uuid as uuid_lib
 from datetime import timedelta
 
 import pytest
+import redis
 from django.conf import settings as django_settings
 from django.core.cache import caches
 from django.utils import timezone
@@ -359,18 +360,25 @@ def test_rate_limit_is_per_user_and_spares_reads(
     assert post_image(other_api, other_project, uuid=new_uuid()).status_code == 201
 
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
 @pytest.fixture
 def redis_cache(settings):
-    """The shared cache every worker process sees (Redis), under a prefix of this test's own."""
+    """The shared cache every worker process sees (Redis), under a prefix of this test's own;
+    only those keys are removed afterwards (the Redis server is shared)."""
+    prefix = f"test-throttle-{uuid_lib.uuid4().hex}"
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:6379/0",
-            "KEY_PREFIX": f"test-throttle-{uuid_lib.uuid4().hex}",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": prefix,
         }
     }
     yield caches["default"]
-    caches["default"].clear()
+    server = redis.Redis.from_url(REDIS_URL)
+    for key in server.scan_iter(match=f"{prefix}:*"):
+        server.delete(key)
 
 
 def test_rate_limit_is_kept_in_the_shared_cache(api, project, vendors, throttle_rate, redis_cache):
