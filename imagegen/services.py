@@ -423,7 +423,8 @@ def _failure_for(exhausted: ProvidersExhausted):
             "",
         )
     summary = "; ".join(f"{name}: {exc.message}" for name, exc in exhausted.errors[-3:])
-    if all(isinstance(exc, ProviderTimeout) for _, exc in exhausted.errors):
+    called = [exc for _, exc in exhausted.errors if not isinstance(exc, CircuitOpen)]
+    if called and all(isinstance(exc, ProviderTimeout) for exc in called):
         return (
             ProvidersTimedOut(f"Every image provider timed out ({summary}). Try again later."),
             "providers_timed_out",

@@ -96,9 +96,13 @@ class ProviderMisconfigured(ProviderError):
 
 
 class ProviderRejectedRequest(ProviderError):
-    """A 4xx that says our request was wrong (a bug on our side): never retried as is."""
+    """A 4xx that says our request was wrong (a bug on our side): never retried as is.
+
+    It says nothing about the vendor's health, so it does not count towards opening its circuit.
+    """
 
     outcome = "rejected"
+    counts_against_breaker = False
 
 
 class ContentBlocked(ProviderError):

@@ -13,6 +13,7 @@ from django.conf import settings as django_settings
 
 from conftest import S3_BUCKET, new_uuid
 from imagegen import services
+from imagegen.breaker import CircuitBreaker
 from imagegen.models import GeneratedImage
 from imagegen.testing import vendor_payloads
 
@@ -567,3 +568,24 @@ def test_each_attempt_logs_one_line_without_keys_or_payloads(
     logged = caplog.text + "".join(str(r.args) for r in caplog.records)
     for secret in secrets:
         assert secret not in logged
+
+
+def test_rejected_requests_do_not_open_the_circuit(api, project, vendors, no_sleep, settings):
+    settings.IMAGEGEN_BREAKER_THRESHOLD = 1
+    vendors.recraft(400, {"code": "invalid_prompt", "message": "bad field"})
+    vendors.gemini()
+
+    post(api, project)
+
+    assert CircuitBreaker("recraft-ai").state() == "closed"
+
+
+def test_timeouts_with_the_rest_circuit_skipped_is_a_504(api, project, vendors, no_sleep, settings):
+    settings.IMAGEGEN_PROVIDER_ATTEMPTS = 1
+    CircuitBreaker("google-imagen")._open()
+    vendors.recraft(body=requests.exceptions.ReadTimeout("read timed out"))
+
+    response = post(api, project)
+
+    assert response.status_code == 504
+    assert response.json()["code"] == "providers_timed_out"
