@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from datetime import timedelta
 
 import pytest
+from django.core.files.storage import storages
 from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 
-from imagegen.models import GeneratedImage
+from imagegen.models import GeneratedImage, ImageBatch
+from imagegen.serializers import ImageSerializer, ImageWithProjectSerializer
 from imagegen.tests.factories import GeneratedImageFactory
 from projects.tests.factories import ProjectFactory
 
@@ -161,3 +166,60 @@ def test_a_page_costs_the_same_queries_whatever_its_size(
         response = api.get("/image-gen", params)
 
     assert len(response.json()) == rows
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"status": "pending", "s3_key": "", "image_size_bytes": None, "width": None, "message": ""},
+        {"status": "failed", "message": "Every image provider failed", "cost_usd": "0.0105"},
+        {"routing_signals": ["watercolor", "painting"], "routing_confidence": None},
+    ],
+)
+@pytest.mark.parametrize("serializer_class", [ImageSerializer, ImageWithProjectSerializer])
+def test_the_record_shape_is_what_drf_would_build_from_the_declared_fields(
+    project, rf, fields, serializer_class
+):
+    batch = ImageBatch.objects.create(user=project.owner, project=project)
+    image = GeneratedImageFactory(project=project, batch=batch, **fields)
+    image.refresh_from_db()
+    serializer = serializer_class(image, context={"request": rf.get("/image-gen")})
+
+    generic = serializers.ModelSerializer.to_representation(serializer, image)
+
+    assert json.loads(JSONRenderer().render(serializer.data)) == json.loads(
+        JSONRenderer().render(generic)
+    )
+    assert list(serializer.data) == list(generic)
+
+
+@pytest.fixture
+def presigned(monkeypatch) -> list[str]:
+    """The keys the storage is asked to sign a URL for."""
+    keys: list[str] = []
+    storage = storages["default"]
+    sign = storage.url
+    monkeypatch.setattr(storage, "url", lambda key: keys.append(key) or sign(key))
+    return keys
+
+
+def test_a_list_signs_each_image_url_once_and_reuses_it(api, project, presigned):
+    make_images(project, 3)
+
+    first = api.get("/image-gen").json()
+    second = api.get("/image-gen").json()
+
+    assert len(presigned) == 3
+    assert [item["imageUrl"] for item in first] == [item["imageUrl"] for item in second]
+    assert all("Signature=" in item["imageUrl"] for item in first)
+
+
+def test_image_urls_are_signed_anew_after_half_their_lifetime(api, project, presigned, settings):
+    settings.AWS_QUERYSTRING_EXPIRE = 0
+    make_images(project, 3)
+
+    api.get("/image-gen")
+    api.get("/image-gen")
+
+    assert len(presigned) == 6
