@@ -10,6 +10,13 @@ class ImageConflict(ServiceError):
     code = "uuid_conflict"
 
 
+class ImageSuperseded(ServiceError):
+    """The row was deleted or taken over while its image was being generated."""
+
+    status_code = status.HTTP_409_CONFLICT
+    code = "image_superseded"
+
+
 class GenerationInProgress(ServiceError):
     status_code = status.HTTP_409_CONFLICT
     code = "in_progress"

@@ -29,6 +29,7 @@ from imagegen.exceptions import (
     ContentRefused,
     GenerationInProgress,
     ImageConflict,
+    ImageSuperseded,
     InvalidStorageKey,
     ProvidersFailed,
     ProvidersTimedOut,
@@ -464,11 +465,28 @@ def _fallback_note(success: ProviderSuccess, errors: list[tuple[str, ProviderErr
     return f"{SUCCESS_MESSAGE} by {success.provider.name} after fallback ({summary})"
 
 
-def _save_attempts(image: GeneratedImage, attempts: list[AttemptRecord]) -> Decimal:
-    GenerationAttempt.objects.bulk_create(
-        GenerationAttempt(image=image, **record.__dict__) for record in attempts
-    )
-    return sum((record.cost_usd for record in attempts), Decimal(0))
+def _finish(image: GeneratedImage, *, attempts: list[AttemptRecord], **fields: object) -> bool:
+    """Write a generation's outcome and attempts onto its row, if the row is still this run's.
+
+    A conditional update, never a save of the copy read at claim time: the row may have been
+    edited (PATCH), deleted (with its project) or taken over after its lease meanwhile. Returns
+    False, writing nothing, when it is no longer this run's.
+    """
+    now = timezone.now()
+    cost = sum((record.cost_usd for record in attempts), Decimal(0))
+    with transaction.atomic():
+        updated = GeneratedImage.objects.filter(
+            pk=image.pk, status=GeneratedImage.Status.RUNNING, started_at=image.started_at
+        ).update(cost_usd=F("cost_usd") + cost, finished_at=now, updated_at=now, **fields)
+        if updated:
+            GenerationAttempt.objects.bulk_create(
+                GenerationAttempt(image=image, **asdict(record)) for record in attempts
+            )
+    if not updated:
+        logger.warning("generation_superseded image=%s", image.id)
+        return False
+    image.refresh_from_db()
+    return True
 
 
 def _record_failure(
@@ -481,17 +499,16 @@ def _record_failure(
     model: str = "",
     provider_model: str = "",
 ) -> None:
-    with transaction.atomic():
-        cost = _save_attempts(image, attempts)
-        image.status = GeneratedImage.Status.FAILED
-        image.message = message
-        image.error_code = error_code
-        image.block_reason = block_reason[:200]
-        image.model = model or (attempts[-1].provider if attempts else "")
-        image.provider_model = provider_model or (attempts[-1].provider_model if attempts else "")
-        image.cost_usd += cost
-        image.finished_at = timezone.now()
-        image.save()
+    _finish(
+        image,
+        attempts=attempts,
+        status=GeneratedImage.Status.FAILED,
+        message=message,
+        error_code=error_code,
+        block_reason=block_reason[:200],
+        model=model or (attempts[-1].provider if attempts else ""),
+        provider_model=provider_model or (attempts[-1].provider_model if attempts else ""),
+    )
 
 
 def image_run(image: GeneratedImage) -> GeneratedImage:
@@ -539,25 +556,32 @@ def image_run(image: GeneratedImage) -> GeneratedImage:
         raise StorageUnavailable(message, id=image.id, model=success.provider.name) from exc
 
     try:
-        with transaction.atomic():
-            cost = _save_attempts(image, attempts)
-            image.status = GeneratedImage.Status.SUCCEEDED
-            image.model = success.provider.name
-            image.provider_model = success.result.provider_model
-            image.message = _fallback_note(success, errors)
-            image.error_code = ""
-            image.s3_key = stored_key
-            image.image_size_bytes = len(success.jpeg.data)
-            image.width = success.jpeg.width
-            image.height = success.jpeg.height
-            image.cost_usd += cost
-            image.finished_at = timezone.now()
-            image.save()
+        recorded = _finish(
+            image,
+            attempts=attempts,
+            status=GeneratedImage.Status.SUCCEEDED,
+            model=success.provider.name,
+            provider_model=success.result.provider_model,
+            message=_fallback_note(success, errors),
+            error_code="",
+            block_reason="",
+            s3_key=stored_key,
+            image_size_bytes=len(success.jpeg.data),
+            width=success.jpeg.width,
+            height=success.jpeg.height,
+        )
     except Exception:
-        # The row did not commit: the object must not outlive it.
-        default_storage.delete(stored_key)
+        # The row did not commit (the database may be down): the object must not outlive it.
+        _delete_objects([stored_key], keep_referenced=False)
         _release_unrecorded(image, stored_key=stored_key)
         raise
+    if not recorded:
+        _delete_objects([stored_key])
+        raise ImageSuperseded(
+            "The image was deleted or restarted while it was being generated; "
+            "nothing was kept. Send the request again if you still need it.",
+            id=image.id,
+        )
     return image
 
 
@@ -695,10 +719,14 @@ def delete_objects_on_commit(keys: list[str]) -> None:
         transaction.on_commit(lambda: _delete_objects(keys))
 
 
-def _delete_objects(keys: list[str]) -> None:
+def _delete_objects(keys: list[str], *, keep_referenced: bool = True) -> None:
     # A key may have been generated anew for another row in the meantime (a PATCH can point an
     # image at the key a later uuid generates into): keep what a row still refers to.
-    kept = set(GeneratedImage.objects.filter(s3_key__in=keys).values_list("s3_key", flat=True))
+    kept = (
+        set(GeneratedImage.objects.filter(s3_key__in=keys).values_list("s3_key", flat=True))
+        if keep_referenced
+        else set()
+    )
     for key in keys:
         if key in kept:
             continue
@@ -801,7 +829,8 @@ def image_mark_missing(*, image_id: str, key: str) -> bool:
 def image_regenerate(*, image: GeneratedImage) -> GeneratedImage:
     """Generate a new image for an existing row from its current prompt, style and aspect ratio.
 
-    Works on succeeded and failed rows alike (the stored object is replaced). Raises
+    Works on succeeded and failed rows alike (the stored object is replaced only on success; a
+    failed regeneration keeps a succeeded row's image and says so in its message). Raises
     `GenerationInProgress` when the row is being generated right now, `TooManyInFlight` past
     the owner's cap, then what `image_run` raises.
     """
@@ -810,6 +839,7 @@ def image_regenerate(*, image: GeneratedImage) -> GeneratedImage:
         locked = GeneratedImage.objects.select_for_update().get(pk=image.pk)
         _check_claimable(locked)
         _check_in_flight(locked.user_id)
+        previous = (locked.status, locked.s3_key)
         GeneratedImage.objects.filter(pk=locked.pk).update(
             status=GeneratedImage.Status.RUNNING,
             message="",
@@ -824,7 +854,19 @@ def image_regenerate(*, image: GeneratedImage) -> GeneratedImage:
             updated_at=timezone.now(),
         )
     image.refresh_from_db()
-    return image_run(image)
+    try:
+        return image_run(image)
+    except ServiceError as error:
+        if previous[0] == GeneratedImage.Status.SUCCEEDED:
+            GeneratedImage.objects.filter(
+                pk=image.pk, status=GeneratedImage.Status.FAILED, s3_key=previous[1]
+            ).update(
+                status=GeneratedImage.Status.SUCCEEDED,
+                message=f"Regeneration failed ({error.message}); the previous image is kept.",
+                updated_at=timezone.now(),
+            )
+            image.refresh_from_db()
+        raise
 
 
 # ---------------------------------------------------------------------------------------------

@@ -408,7 +408,9 @@ def test_regenerate_makes_new_images_with_the_current_prompt(admin_client, vendo
     assert default_storage.open(succeeded.s3_key).read() != old_bytes
 
 
-def test_regenerate_reports_each_failure_and_records_it(admin_client, vendors, no_sleep):
+def test_regenerate_reports_each_failure_and_keeps_the_previous_image(
+    admin_client, vendors, no_sleep
+):
     image = stored_image()
     vendors.recraft(503, b"upstream overloaded")
     vendors.gemini(503, vendor_payloads.gemini_error(503, "UNAVAILABLE"))
@@ -417,8 +419,11 @@ def test_regenerate_reports_each_failure_and_records_it(admin_client, vendors, n
 
     [message] = messages_of(response)
     assert message.startswith(f"1 image(s) failed to regenerate: {image.uuid}: Every image")
+    kept_key = image.s3_key
     image.refresh_from_db()
-    assert image.status == "failed"
+    assert image.status == "succeeded"
+    assert image.s3_key == kept_key
+    assert image.message.startswith("Regeneration failed (Every image provider failed")
     assert image.error_code == "providers_failed"
     assert image.attempts.count() == 6
 
@@ -511,7 +516,7 @@ def test_image_regenerate_takes_over_a_dead_running_image(vendors, no_sleep, set
 
 
 def test_image_regenerate_raises_and_records_a_provider_failure(vendors, no_sleep):
-    image = stored_image()
+    image = GeneratedImageFactory(status="failed", s3_key="", error_code="providers_failed")
     vendors.recraft(401, b"401 request unauthorized")
     vendors.gemini(403, vendor_payloads.gemini_error(403, "PERMISSION_DENIED"))
 
@@ -520,6 +525,7 @@ def test_image_regenerate_raises_and_records_a_provider_failure(vendors, no_slee
 
     image.refresh_from_db()
     assert (image.status, image.error_code) == ("failed", "providers_failed")
+    assert image.attempts.count() == 2
 
 
 # ---------------------------------------------------------------------------------------------

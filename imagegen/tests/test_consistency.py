@@ -11,6 +11,7 @@ from django.db import DatabaseError
 
 from conftest import S3_BUCKET
 from imagegen import services
+from imagegen.exceptions import ImageSuperseded
 from imagegen.models import GeneratedImage
 from imagegen.tests.factories import GeneratedImageFactory
 from imagegen.tests.test_api import SEED_POST, post_image
@@ -54,7 +55,7 @@ def storage_down_by_save(monkeypatch):
     def refuse(storage, name, content):
         raise OSError("storage is down")
 
-    monkeypatch.setattr("storages.backends.s3.S3Storage._save", refuse)
+    monkeypatch.setattr("config.storages.S3Storage._save", refuse)
 
 
 @pytest.fixture(params=["closed-endpoint", "failing-save"])
@@ -112,14 +113,14 @@ def test_object_exists_before_the_succeeded_row_is_written(
 ):
     vendors.recraft()
     seen: list[tuple[str, bool]] = []
-    save = GeneratedImage.save
+    finish = services._finish
 
-    def spy(image, *args, **kwargs):
-        if image.status == GeneratedImage.Status.SUCCEEDED:
-            seen.append((image.s3_key, default_storage.exists(image.s3_key)))
-        return save(image, *args, **kwargs)
+    def spy(image, **fields):
+        if fields.get("status") == GeneratedImage.Status.SUCCEEDED:
+            seen.append((fields["s3_key"], default_storage.exists(fields["s3_key"])))
+        return finish(image, **fields)
 
-    monkeypatch.setattr(GeneratedImage, "save", spy)
+    monkeypatch.setattr(services, "_finish", spy)
 
     post_image(api, project)
 
@@ -130,14 +131,14 @@ def test_row_that_fails_to_commit_takes_its_object_with_it(
     api, project, vendors, monkeypatch, any_storage
 ):
     vendors.recraft()
-    save_attempts = services._save_attempts
+    finish = services._finish
 
-    def fail_on_success(image, attempts):
-        if image.status != GeneratedImage.Status.FAILED and attempts[-1].outcome == "succeeded":
+    def fail_on_success(image, **fields):
+        if fields.get("status") == GeneratedImage.Status.SUCCEEDED:
             raise DatabaseError("connection lost during commit")
-        return save_attempts(image, attempts)
+        return finish(image, **fields)
 
-    monkeypatch.setattr(services, "_save_attempts", fail_on_success)
+    monkeypatch.setattr(services, "_finish", fail_on_success)
 
     response = post_image(api, project)
 
@@ -240,3 +241,54 @@ def test_deleting_an_image_keeps_an_object_another_row_refers_to(
         api.delete(f"/image-gen/{repointed.id}")
 
     assert shared_key in bucket_keys(s3_client)
+
+
+# ---------------------------------------------------------------------------------------------
+# A generation finishing late never overwrites what happened to its row meanwhile.
+# ---------------------------------------------------------------------------------------------
+def claim(project):
+    return services.image_claim(
+        user=project.owner,
+        project=project,
+        visual_prompt="A lighthouse at dusk",
+        art_style="documentary photograph",
+        uuid="segment-late",
+    ).image
+
+
+def test_image_deleted_while_generating_does_not_come_back(project, vendors, s3_client):
+    vendors.recraft()
+    image = claim(project)
+    services.image_delete(image=GeneratedImage.objects.get(pk=image.pk))
+
+    with pytest.raises(ImageSuperseded):
+        services.image_run(image)
+
+    assert not GeneratedImage.objects.filter(pk=image.pk).exists()
+    assert f"images/{project.id}/segment-late.jpg" not in bucket_keys(s3_client)
+
+
+def test_project_deleted_while_generating_is_a_conflict_not_a_crash(project, vendors, s3_client):
+    vendors.recraft()
+    image = claim(project)
+    project.delete()
+
+    with pytest.raises(ImageSuperseded):
+        services.image_run(image)
+
+    assert f"images/{image.project_id}/segment-late.jpg" not in bucket_keys(s3_client)
+
+
+def test_edit_made_while_generating_survives_the_result(project, vendors):
+    vendors.recraft()
+    image = claim(project)
+    services.image_update(
+        image=GeneratedImage.objects.get(pk=image.pk), visual_prompt="An edited prompt"
+    )
+
+    services.image_run(image)
+
+    row = GeneratedImage.objects.get(pk=image.pk)
+    assert row.visual_prompt == "An edited prompt"
+    assert row.status == "succeeded"
+    assert row.attempts.count() == 1
