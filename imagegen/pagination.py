@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from base64 import b64decode
+from datetime import timedelta
 
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
@@ -52,11 +53,13 @@ class LinkHeaderCursorPagination(CursorPagination):
         except (NotFound, ValueError):
             raise invalid from None
         if cursor is not None and cursor.position is not None:
+            # Only the timestamps this paginator writes (UTC) are accepted: any other offset,
+            # even a valid ISO one, may be out of the database's range.
             try:
-                valid = parse_datetime(cursor.position) is not None
+                position = parse_datetime(cursor.position)
             except ValueError:
-                valid = False
-            if not valid:
+                position = None
+            if position is None or position.utcoffset() != timedelta(0):
                 raise invalid
         return cursor
 

@@ -27,5 +27,11 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = ("id", "name", "createdAt", "updatedAt", "userId", "imageCount", "totalCostUsd")
         read_only_fields = ("id",)
 
+    def validate(self, attrs: dict) -> dict:
+        # A PATCH is partial, but renaming is the only change a project takes.
+        if "name" not in attrs:
+            raise serializers.ValidationError({"name": ["This field is required."]})
+        return attrs
+
     def get_userId(self, project: Project) -> str:  # noqa: N802
         return str(project.owner_id)

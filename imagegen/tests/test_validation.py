@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -459,3 +460,13 @@ def test_rate_and_cap_are_read_from_the_environment():
     )
 
     assert result.stdout.split() == ["7/min", "3"]
+
+
+@pytest.mark.parametrize("offset", ["-20:00", "+05:00"])
+def test_cursor_with_a_foreign_time_zone_is_a_400(api, offset):
+    encoded = base64.b64encode(f"o=0&r=0&p=2024-01-01T00:00:00{offset}".encode()).decode()
+
+    response = api.get("/image-gen", {"cursor": encoded})
+
+    assert response.status_code == 400
+    assert "cursor" in response.json()["errors"]
