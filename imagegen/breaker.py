@@ -44,7 +44,9 @@ class CircuitBreaker:
             return True
         if state == "open":
             return False
-        return cache.add(self._trial_key, 1, timeout=max(self.cooldown, 1))
+        # The trial's slot must outlive the trial call itself, or a second caller slips in.
+        slot_seconds = max(self.cooldown, settings.IMAGEGEN_PROVIDER_TIMEOUT + 5)
+        return cache.add(self._trial_key, 1, timeout=slot_seconds)
 
     def record_success(self) -> None:
         cache.delete_many([self._failures_key, self._open_until_key, self._trial_key])

@@ -78,6 +78,9 @@ def to_jpeg(data: bytes, *, max_bytes: int, quality: int) -> JpegImage:
 
 def _flatten(image: Image.Image) -> Image.Image:
     """RGB, with any transparency composited onto white (JPEG has no alpha)."""
+    if image.mode.startswith("I"):
+        # 16-bit greyscale: scale to 8 bits, or every pixel above 255 would clip to white.
+        image = image.convert("I").point(lambda value: value / 256).convert("L")
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, "white")

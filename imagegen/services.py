@@ -353,6 +353,8 @@ def _try_provider(
             errors.append((provider.name, exc))
             if exc.counts_against_breaker:
                 breaker.record_failure()
+            else:
+                breaker.record_success()  # it answered (a block, a 400): the vendor is up
             if not exc.retryable:
                 return None
             if attempt + 1 < settings.IMAGEGEN_PROVIDER_ATTEMPTS:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from django.core.cache import cache
@@ -253,3 +254,30 @@ def test_safety_blocks_do_not_open_the_breaker(api, project, vendors, settings, 
         assert post(api, project, model="google-imagen").status_code == 422
 
     assert CircuitBreaker("google-imagen").state() == "closed"
+
+
+def test_a_trial_the_vendor_answers_with_a_block_closes_the_circuit(
+    api, project, vendors, no_sleep, settings, monkeypatch
+):
+    settings.IMAGEGEN_BREAKER_THRESHOLD = 1
+    settings.IMAGEGEN_FALLBACK_ON_BLOCK = False
+    breaker = CircuitBreaker("google-imagen")
+    breaker.record_failure()
+    clock = time.time()
+    monkeypatch.setattr("imagegen.breaker.time.time", lambda: clock + 31)
+    vendors.gemini(body=vendor_payloads.gemini_prompt_blocked("SAFETY"))
+
+    response = api.post(
+        "/image-gen",
+        {
+            "visual_prompt": "A fox",
+            "art_style": "watercolor",
+            "uuid": "trial-1",
+            "projectId": project.id,
+            "model": "google-imagen",
+        },
+        format="json",
+    )
+
+    assert response.status_code == 422
+    assert breaker.state() == "closed"

@@ -172,3 +172,13 @@ def test_at_most_the_configured_number_of_conversions_run_at_once(monkeypatch, s
         imaging._conversion_slots.cache_clear()
 
     assert peak == 2
+
+
+def test_sixteen_bit_greyscale_keeps_its_tones():
+    buffer = io.BytesIO()
+    Image.new("I;16", (8, 8), 32768).save(buffer, format="PNG")
+
+    jpeg = imaging.to_jpeg(buffer.getvalue(), max_bytes=10**6, quality=90)
+
+    pixel = Image.open(io.BytesIO(jpeg.data)).getpixel((4, 4))
+    assert all(120 <= channel <= 136 for channel in pixel)
