@@ -58,7 +58,7 @@ def _s3_storages(endpoint: str) -> dict:
     return {
         **django_settings.STORAGES,
         "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
+            "BACKEND": "config.storages.S3Storage",
             "OPTIONS": {
                 "bucket_name": S3_BUCKET,
                 "endpoint_url": endpoint,

@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -392,3 +393,49 @@ def test_sweep_task_is_scheduled_by_celery_beat(settings):
 
     assert entry["task"] == tasks.sweep_stale.name
     assert tasks.sweep_stale.delay().get() == {"requeued": 0, "failed": 0}
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage connections in many threads
+# ---------------------------------------------------------------------------------------------
+def test_storage_threads_share_one_boto3_resource_and_still_store(moto_endpoint, s3_client):
+    from config.storages import S3Storage
+    from conftest import S3_BUCKET, S3_CREDENTIALS
+
+    storage = S3Storage(
+        bucket_name=S3_BUCKET, endpoint_url=moto_endpoint, region_name="us-east-1", **S3_CREDENTIALS
+    )
+    connections, urls = set(), []
+    ready = threading.Barrier(6)
+
+    def work(index: int) -> None:
+        ready.wait()
+        connections.add(id(storage.connection))
+        key = storage.save(f"images/threads/{index}.jpg", ContentFile(b"jpeg bytes"))
+        urls.append(storage.url(key))
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(connections) == 1
+    assert len(set(urls)) == 6
+    for index in range(6):
+        head = s3_client.head_object(Bucket=S3_BUCKET, Key=f"images/threads/{index}.jpg")
+        assert (head["ContentType"], head["ContentLength"]) == ("image/jpeg", len(b"jpeg bytes"))
+    twin = S3Storage(
+        bucket_name=S3_BUCKET, endpoint_url=moto_endpoint, region_name="us-east-1", **S3_CREDENTIALS
+    )
+    elsewhere = S3Storage(
+        bucket_name=S3_BUCKET, endpoint_url="http://127.0.0.1:9", region_name="us-east-1"
+    )
+    assert twin.connection is storage.connection
+    assert elsewhere.connection is not storage.connection
+
+
+def test_the_s3_storage_setting_uses_the_shared_resource_backend():
+    from config.settings.base import storage_backend
+
+    assert storage_backend("a-bucket")["BACKEND"] == "config.storages.S3Storage"
