@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.openapi import error_responses
 from imagegen import services
 from imagegen.models import ImageBatch
 from imagegen.serializers import (
@@ -35,7 +36,10 @@ class BatchCreateView(APIView):
         "whose `(projectId, uuid)` already succeeded with the same prompt are reported as "
         "`succeeded` and not generated again. Follow progress with `GET /image-gen/batch/<id>`.",
         request=ImageBatchCreateSerializer,
-        responses={202: BatchAcceptedSerializer},
+        responses={
+            202: BatchAcceptedSerializer,
+            **error_responses(400, 401, 404, 409, 413, 415, 429),
+        },
     )
     def post(self, request: Request) -> Response:
         serializer = ImageBatchCreateSerializer(data=request.data)
@@ -74,7 +78,7 @@ class BatchDetailView(APIView):
         summary="Follow a storyboard",
         description="Images per status, `done` once none is pending or running, the cost so far "
         "(USD), and every image of the batch in the list's shape.",
-        responses={200: BatchStatusSerializer},
+        responses={200: BatchStatusSerializer, **error_responses(401, 404)},
     )
     def get(self, request: Request, batch_id: str) -> Response:
         batch = get_object_or_404(ImageBatch, pk=batch_id, user=request.user)

@@ -1,0 +1,94 @@
+"""Benchmark 1: what `POST /image-gen` adds to the bare pipeline, with a zero-latency vendor.
+
+Both sides run in one run, interleaved: the bare pipeline in this process (the provider's call
+to the fake vendor, decode, JPEG encode, the storage put to moto) and the API over HTTP against
+gunicorn with the repo's gunicorn.conf.py (JWT, validation, routing, the claim, the same
+pipeline, the records and the answer). Target: API / bare <= 1.25 at p50 and p95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import requests
+from _harness import Harness, percentile, verdict
+
+TARGET = 1.25
+PROMPT = {"visual_prompt": "A sleek water bottle on a wooden desk", "art_style": "photography"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=150, help="measured calls per side")
+    parser.add_argument("--warmup", type=int, default=15)
+    args = parser.parse_args()
+
+    with Harness() as harness:
+        harness.database()
+        harness.s3()
+        harness.vendors(latency=0)
+        url, server = harness.gunicorn()
+        harness.django()
+
+        from django.conf import settings
+        from django.core.files.base import ContentFile
+        from django.core.files.storage import default_storage
+
+        from imagegen import imaging
+        from imagegen.providers.base import GenerationRequest
+        from imagegen.providers.registry import get_providers
+
+        _, project, token = harness.owner("overhead")
+        provider = get_providers()["recraft-ai"]
+        request = GenerationRequest(
+            prompt=f"{PROMPT['visual_prompt']}. Art style: {PROMPT['art_style']}",
+            aspect_ratio="16:9",
+            category="realistic",
+        )
+        session = requests.Session()
+        session.headers["Authorization"] = token
+
+        def bare(index: int) -> None:
+            result = provider.generate(request, timeout=settings.IMAGEGEN_PROVIDER_TIMEOUT)
+            jpeg = imaging.to_jpeg(
+                result.image_bytes,
+                max_bytes=settings.IMAGEGEN_MAX_IMAGE_BYTES,
+                quality=settings.IMAGEGEN_JPEG_QUALITY,
+            )
+            default_storage.save(f"images/bare/{index}.jpg", ContentFile(jpeg.data))
+
+        def api(index: int) -> None:
+            body = {**PROMPT, "uuid": f"segment-{index:05d}", "projectId": project.id}
+            response = session.post(f"{url}/image-gen", json=body, timeout=30)
+            if response.status_code != 201:
+                raise RuntimeError(
+                    f"POST /image-gen answered {response.status_code}: {response.text}"
+                )
+
+        bare_ms: list[float] = []
+        api_ms: list[float] = []
+        for index in range(args.warmup + args.requests):
+            for side, samples in ((bare, bare_ms), (api, api_ms)):
+                started = time.perf_counter()
+                side(index)
+                if index >= args.warmup:
+                    samples.append((time.perf_counter() - started) * 1000)
+
+        print(
+            f"POST /image-gen overhead: {args.requests} calls per side after {args.warmup} "
+            "warm-up, interleaved, zero-latency fake vendor, 1024x1024 images, S3 on moto"
+        )
+        print(f"{'':24}{'p50 ms':>10}{'p95 ms':>10}")
+        rows = {"bare pipeline": bare_ms, "POST /image-gen": api_ms}
+        for name, samples in rows.items():
+            print(f"{name:24}{percentile(samples, 50):10.2f}{percentile(samples, 95):10.2f}")
+        ratios = {pct: percentile(api_ms, pct) / percentile(bare_ms, pct) for pct in (50, 95)}
+        for pct, ratio in ratios.items():
+            print(f"ratio p{pct}: {ratio:.2f} (target <= {TARGET})  {verdict(ratio <= TARGET)}")
+        overall = all(ratio <= TARGET for ratio in ratios.values())
+        print(f"RESULT overhead: {verdict(overall)}")
+
+
+if __name__ == "__main__":
+    main()
