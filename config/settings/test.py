@@ -13,6 +13,9 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 CELERY_BROKER_URL = ""
 CELERY_TASK_ALWAYS_EAGER = True
 MEDIA_ROOT = BASE_DIR / "var" / "test-media"  # noqa: F405
+# No collectstatic here: the staticfiles finders serve static files (WhiteNoise has no root).
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
 
 RECRAFT_TEST_URL = "https://recraft.test/v1"
 GEMINI_TEST_URL = "https://gemini.test/v1beta"

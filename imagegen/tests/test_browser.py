@@ -98,13 +98,23 @@ class Page:
         self.find("#id_password").send_keys(PASSWORD)
         self.find("input[type=submit]").click()
 
-    def image_loaded(self, selector: str) -> bool:
-        """Whether the browser fetched and decoded the image (not just rendered an <img>)."""
-        return self.driver.execute_script(
-            "const image = document.querySelector(arguments[0]);"
-            "return image !== null && image.complete && image.naturalWidth > 0;",
-            selector,
-        )
+    def image_loaded(self, selector: str, *, timeout: float = 10) -> bool:
+        """Whether the browser fetched and decoded the image (not just rendered an <img>) within
+        `timeout` seconds: images load after the page that holds them."""
+        from selenium.common.exceptions import TimeoutException
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        def decoded(driver) -> bool:
+            return driver.execute_script(
+                "const image = document.querySelector(arguments[0]);"
+                "return image !== null && image.complete && image.naturalWidth > 0;",
+                selector,
+            )
+
+        try:
+            return WebDriverWait(self.driver, timeout).until(decoded)
+        except TimeoutException:
+            return False
 
     def messages(self) -> list[str]:
         from selenium.webdriver.common.by import By
