@@ -40,8 +40,6 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's and Swagger UI's static files from collectstatic's output.
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Serves the admin's and Swagger UI's static files from collectstatic's output.
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -199,9 +197,6 @@ REST_FRAMEWORK = {
         "auth": env.str("AUTH_THROTTLE_RATE", default="30/min"),
     },
     "UNAUTHENTICATED_USER": None,
-    # Rate limits key anonymous clients by address: trust only this many proxies' X-Forwarded-For
-    # entries, or a client could claim a new address on every request.
-    "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
     # Rate limits key anonymous clients by address: trust only this many proxies' X-Forwarded-For
     # entries, or a client could claim a new address on every request.
     "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
