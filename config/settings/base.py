@@ -162,10 +162,10 @@ def storage_backend(bucket: str) -> dict:
             # Images are far below the multipart threshold: upload in the calling thread instead
             # of starting transfer threads for every object.
             "use_threads": False,
-            # Uploads share one client: one pooled connection per server thread (gunicorn.conf.py
-            # and CELERY_WORKER_CONCURRENCY both default to 128 threads).
+            # Uploads share one client: one pooled connection per thread (gunicorn.conf.py runs
+            # 128 per worker, CELERY_WORKER_CONCURRENCY 200).
             "client_config": Config(
-                max_pool_connections=env.int("AWS_MAX_POOL_CONNECTIONS", default=128),
+                max_pool_connections=env.int("AWS_MAX_POOL_CONNECTIONS", default=200),
                 retries={"max_attempts": 3, "mode": "standard"},
                 connect_timeout=5,
                 read_timeout=30,
@@ -334,9 +334,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
-# Generations wait on vendors, not the CPU: one process of threads holds many calls at once.
+# Generations wait on vendors, not the CPU: one process of threads holds many calls at once,
+# by default a whole storyboard (IMAGEGEN_BATCH_MAX_ITEMS).
 CELERY_WORKER_POOL = env.str("CELERY_WORKER_POOL", default="threads")
-CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=128)
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=200)
 # Redis re-delivers an unacknowledged task after this long: keep it above the longest task.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
@@ -352,8 +353,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Calls in flight at once per provider in one process (API worker or Celery worker), so a burst
-# does not trip the vendors' rate limits.
-IMAGEGEN_PROVIDER_CONCURRENCY = env.int("IMAGEGEN_PROVIDER_CONCURRENCY", default=64)
+# does not trip the vendors' rate limits: size it to the account's quota.
+IMAGEGEN_PROVIDER_CONCURRENCY = env.int("IMAGEGEN_PROVIDER_CONCURRENCY", default=100)
 # A storyboard (`POST /image-gen/batch`) holds at most this many items.
 IMAGEGEN_BATCH_MAX_ITEMS = env.int("IMAGEGEN_BATCH_MAX_ITEMS", default=200)
 # A background generation that failed on provider or storage faults is queued again this many
