@@ -635,6 +635,7 @@ def image_generate(
         return claimed
     if background:
         image_enqueue(image_id=claimed.image.id)
+        _settle(claimed.image)
         return claimed
     return GenerationOutcome(image_run(claimed.image))
 
@@ -912,6 +913,16 @@ def image_enqueue(*, image_id: str) -> None:
     transaction.on_commit(queue_generation, robust=True)
 
 
+def _settle(image: GeneratedImage) -> None:
+    """Re-read a queued image once nothing is left to commit, if its task has run already.
+
+    Without a broker (CELERY_TASK_ALWAYS_EAGER) the task runs in-process at commit, so the
+    answer must carry the status it reached, not the `pending` it was queued with.
+    """
+    if settings.CELERY_TASK_ALWAYS_EAGER and not connection.in_atomic_block:
+        image.refresh_from_db()
+
+
 def image_run_task(*, image_id: str) -> GeneratedImage | None:
     """Generate a queued image if this call is the one that moves it from pending to running.
 
@@ -961,7 +972,6 @@ class BatchOutcome:
     items: list[GenerationOutcome]
 
 
-@transaction.atomic
 def batch_create(*, user, project, items: Sequence[BatchItem]) -> BatchOutcome:
     """Record a storyboard's images as `pending` and queue one task per image after commit.
 
@@ -970,22 +980,25 @@ def batch_create(*, user, project, items: Sequence[BatchItem]) -> BatchOutcome:
     batch. All or nothing: raises what `image_claim` raises for the first item it refuses (the
     message and `index` name it), and then nothing is recorded or queued.
     """
-    batch = ImageBatch.objects.create(user=user, project=project)
-    outcomes = []
-    for index, item in enumerate(items):
-        try:
-            outcomes.append(
-                image_generate(user=user, project=project, background=True, **asdict(item))
-            )
-        except ServiceError as exc:
-            raise type(exc)(
-                f"items[{index}]: {exc.message}", headers=exc.headers, index=index, **exc.extra
-            ) from exc
-    GeneratedImage.objects.filter(pk__in=[outcome.image.pk for outcome in outcomes]).update(
-        batch=batch
-    )
+    with transaction.atomic():
+        batch = ImageBatch.objects.create(user=user, project=project)
+        outcomes = []
+        for index, item in enumerate(items):
+            try:
+                outcomes.append(
+                    image_generate(user=user, project=project, background=True, **asdict(item))
+                )
+            except ServiceError as exc:
+                raise type(exc)(
+                    f"items[{index}]: {exc.message}", headers=exc.headers, index=index, **exc.extra
+                ) from exc
+        GeneratedImage.objects.filter(pk__in=[outcome.image.pk for outcome in outcomes]).update(
+            batch=batch
+        )
+        for outcome in outcomes:
+            outcome.image.batch = batch
     for outcome in outcomes:
-        outcome.image.batch = batch
+        _settle(outcome.image)
     return BatchOutcome(batch=batch, items=outcomes)
 
 

@@ -439,3 +439,28 @@ def test_the_s3_storage_setting_uses_the_shared_resource_backend():
     from config.settings.base import storage_backend
 
     assert storage_backend("a-bucket")["BACKEND"] == "config.storages.S3Storage"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_broker_the_async_answer_carries_the_status_reached(api, project, vendors):
+    vendors.recraft()
+
+    response = post_image(api, project, headers=PREFER_ASYNC)
+
+    assert response.status_code == 202
+    assert response.json()["status"] == "succeeded"
+    assert GeneratedImage.objects.get().status == "succeeded"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_broker_the_batch_answer_carries_the_statuses_reached(api, project, vendors):
+    vendors.recraft()
+    vendors.recraft()
+    items = [{**SEED_POST, "uuid": f"segment-{number}"} for number in (1, 2)]
+
+    response = api.post(
+        "/image-gen/batch", {"projectId": project.id, "items": items}, format="json"
+    )
+
+    assert response.status_code == 202
+    assert [item["status"] for item in response.json()["items"]] == ["succeeded", "succeeded"]
