@@ -164,7 +164,7 @@ def image_claim(
                     return GenerationOutcome(image)
                 if _is_replay(existing, visual_prompt, art_style, aspect_ratio):
                     return GenerationOutcome(existing, replayed=True)
-                _check_claimable(existing, visual_prompt, art_style, aspect_ratio)
+                _check_claimable(existing)
                 if runs_now:
                     _check_in_flight(user)
                 for name, value in fields.items():
@@ -192,7 +192,7 @@ def _is_replay(
     )
 
 
-def _check_claimable(image: GeneratedImage, *args: str) -> None:
+def _check_claimable(image: GeneratedImage) -> None:
     active = (GeneratedImage.Status.PENDING, GeneratedImage.Status.RUNNING)
     if image.status in active and not _is_stale(image):
         raise GenerationInProgress(
