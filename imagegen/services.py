@@ -101,9 +101,27 @@ def compose_prompt(visual_prompt: str, art_style: str) -> str:
     return f"{visual_prompt}. Art style: {art_style}" if art_style else visual_prompt
 
 
+def routing_fields(decision: routing.RoutingDecision) -> dict[str, object]:
+    """The routing decision as the image row stores it."""
+    return {
+        "routing_category": decision.category,
+        "routing_confidence": decision.confidence,
+        "routing_signals": list(decision.signals),
+        "router_version": decision.version,
+    }
+
+
+IMAGES_PREFIX = "images"
+
+
+def project_namespace(project_id: str) -> str:
+    """Where a project's images live in storage; nothing of another project is under it."""
+    return f"{IMAGES_PREFIX}/{project_id}/"
+
+
 def image_key(*, project_id: str, uuid: str) -> str:
     """The storage key of a segment's image; unique per project, so never shared across users."""
-    return f"images/{project_id}/{uuid}.jpg"
+    return f"{project_namespace(project_id)}{uuid}.jpg"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,7 +146,6 @@ def image_claim(
     """
     aspect_ratio = aspect_ratio or settings.IMAGEGEN_DEFAULT_ASPECT_RATIO
     runs_now = status == GeneratedImage.Status.RUNNING
-    decision = routing.route(visual_prompt, art_style)
     fields = {
         "visual_prompt": visual_prompt,
         "art_style": art_style,
@@ -140,10 +157,7 @@ def image_claim(
         "message": "",
         "error_code": "",
         "block_reason": "",
-        "routing_category": decision.category,
-        "routing_confidence": decision.confidence,
-        "routing_signals": list(decision.signals),
-        "router_version": decision.version,
+        **routing_fields(routing.route(visual_prompt, art_style)),
         "started_at": timezone.now() if runs_now else None,
         "finished_at": None,
     }
@@ -255,7 +269,12 @@ def backoff_delay(attempt: int, retry_after: float | None) -> float:
     return random.uniform(0, ceiling)  # noqa: S311  (jitter, not cryptography)
 
 
-def _attempt(provider: ImageProvider, request: GenerationRequest) -> ProviderSuccess:
+def provider_attempt(provider: ImageProvider, request: GenerationRequest) -> ProviderSuccess:
+    """One call to `provider`, its answer converted to our JPEG.
+
+    Raises the provider's `ProviderError`, or `ProviderBadOutput` for bytes that are no usable
+    image.
+    """
     with provider_slot(provider.name):
         result = provider.generate(request, timeout=settings.IMAGEGEN_PROVIDER_TIMEOUT)
     try:
@@ -336,7 +355,7 @@ def _try_provider(
             errors.append((provider.name, skipped))
             return None
         try:
-            success = _attempt(provider, request)
+            success = provider_attempt(provider, request)
         except ProviderError as exc:
             _record(
                 attempts,
@@ -656,7 +675,7 @@ def validate_image_key(*, image: GeneratedImage, s3_key: str) -> str:
     and trailing slashes), backslashes, control characters, keys over 1024 bytes, keys of other
     projects, the key of another image, and keys with no object behind them.
     """
-    namespace = f"images/{image.project_id}/"
+    namespace = project_namespace(image.project_id)
     if _KEY_FORBIDDEN.search(s3_key) or any(
         segment in ("", ".", "..") for segment in s3_key.split("/")
     ):
@@ -750,7 +769,6 @@ def image_delete(*, image: GeneratedImage) -> None:
 # ---------------------------------------------------------------------------------------------
 # Reconciling storage with the rows: objects nobody refers to, rows whose object is gone.
 # ---------------------------------------------------------------------------------------------
-IMAGES_PREFIX = "images"
 FINISHED = (GeneratedImage.Status.SUCCEEDED, GeneratedImage.Status.FAILED)
 
 
@@ -848,10 +866,7 @@ def image_regenerate(*, image: GeneratedImage) -> GeneratedImage:
             message="",
             error_code="",
             block_reason="",
-            routing_category=decision.category,
-            routing_confidence=decision.confidence,
-            routing_signals=list(decision.signals),
-            router_version=decision.version,
+            **routing_fields(decision),
             started_at=timezone.now(),
             finished_at=None,
             updated_at=timezone.now(),

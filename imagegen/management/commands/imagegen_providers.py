@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from imagegen import imaging
+from imagegen import services
 from imagegen.breaker import CircuitBreaker
 from imagegen.providers.base import GenerationRequest, ImageProvider, ProviderError
 from imagegen.providers.registry import get_providers
@@ -77,17 +77,11 @@ class Command(BaseCommand):
         """One real generation, converted as the pipeline would; whether it worked."""
         started = time.monotonic()
         try:
-            result = provider.generate(PING_REQUEST, timeout=settings.IMAGEGEN_PROVIDER_TIMEOUT)
-            jpeg = imaging.to_jpeg(
-                result.image_bytes,
-                max_bytes=settings.IMAGEGEN_MAX_IMAGE_BYTES,
-                quality=settings.IMAGEGEN_JPEG_QUALITY,
-            )
+            success = services.provider_attempt(provider, PING_REQUEST)
         except ProviderError as exc:
             outcome, ok = f"FAILED ({exc.outcome}): {exc.message}", False
-        except imaging.InvalidImage as exc:
-            outcome, ok = f"FAILED (bad_output): {exc}", False
         else:
+            jpeg, result = success.jpeg, success.result
             outcome, ok = (
                 f"ok: a {jpeg.width}x{jpeg.height} {jpeg.source_format} image from "
                 f"{result.provider_model}, cost ${result.cost_usd}",
