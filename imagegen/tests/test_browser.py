@@ -93,10 +93,17 @@ class Page:
         return self.find(selector)
 
     def log_in(self, username: str) -> None:
+        """Submit the login form and wait for the answer page: the login page itself also has
+        a #site-name, so waiting for that alone can race the POST."""
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
         self.open(reverse("admin:login"))
         self.find("#id_username").send_keys(username)
         self.find("#id_password").send_keys(PASSWORD)
-        self.find("input[type=submit]").click()
+        submit = self.find("input[type=submit]")
+        submit.click()
+        WebDriverWait(self.driver, 10).until(expected_conditions.staleness_of(submit))
 
     def image_loaded(self, selector: str, *, timeout: float = 10) -> bool:
         """Whether the browser fetched and decoded the image (not just rendered an <img>) within
