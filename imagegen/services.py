@@ -491,7 +491,9 @@ def _finish(image: GeneratedImage, *, attempts: list[AttemptRecord], **fields: o
 
     A conditional update, never a save of the copy read at claim time: the row may have been
     edited (PATCH), deleted (with its project) or taken over after its lease meanwhile. Returns
-    False, writing nothing, when it is no longer this run's.
+    False, writing nothing, when it is no longer this run's. On success `image` carries what was
+    written (the outcome fields and the cost, which only this run changes while it owns the
+    row), without reading the row back.
     """
     now = timezone.now()
     cost = sum((record.cost_usd for record in attempts), Decimal(0))
@@ -506,7 +508,9 @@ def _finish(image: GeneratedImage, *, attempts: list[AttemptRecord], **fields: o
     if not updated:
         logger.warning("generation_superseded image=%s", image.id)
         return False
-    image.refresh_from_db()
+    for name, value in {**fields, "finished_at": now, "updated_at": now}.items():
+        setattr(image, name, value)
+    image.cost_usd += cost
     return True
 
 
