@@ -8,6 +8,7 @@ it listens on 127.0.0.1 on free ports; the database is `imagegen_bench_scale`, m
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 import shutil
@@ -84,9 +85,9 @@ class TreeSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _rss(self) -> int:
+    def _rss(self, processes: list[psutil.Process]) -> int:
         total = 0
-        for process in [self.root, *self.root.children(recursive=True)]:
+        for process in processes:
             with contextlib.suppress(psutil.Error):
                 total += process.memory_info().rss
         return total
@@ -95,8 +96,14 @@ class TreeSampler:
         import psycopg
 
         with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
-            while not self._stop.is_set():
-                self.peak_rss = max(self.peak_rss, self._rss())
+            for sample in itertools.count():
+                if self._stop.is_set():
+                    break
+                if sample % 50 == 0:
+                    # Listing children reads every process on the machine: not at every sample,
+                    # or the sampler takes CPU from what it measures.
+                    processes = [self.root, *self.root.children(recursive=True)]
+                self.peak_rss = max(self.peak_rss, self._rss(processes))
                 count = conn.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (DATABASE,)
                 ).fetchone()[0]
@@ -112,12 +119,62 @@ class TreeSampler:
         self._thread.join()
 
     def cpu_seconds(self) -> float:
-        total = 0.0
-        for process in [self.root, *self.root.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                times = process.cpu_times()
-                total += times.user + times.system
-        return total
+        return tree_cpu_seconds(self.root)
+
+
+def tree_cpu_seconds(root: psutil.Process) -> float:
+    """User and system CPU seconds of a process and its children."""
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+class CpuLedger:
+    """Where the machine's CPU went between `__enter__` and `__exit__`: each process the harness
+    started (with its children), PostgreSQL (every `postgres` process, those started meanwhile
+    included) and this process (the client), in seconds. The parts share the machine's cores,
+    so together they explain a wall time that one part's CPU alone does not."""
+
+    def __init__(self, harness: Harness) -> None:
+        self.started = {
+            name: psutil.Process(process.pid) for name, process in harness.processes.items()
+        }
+        self.seconds: dict[str, float] = {}
+
+    @staticmethod
+    def _postgres() -> dict[int, float]:
+        seconds = {}
+        for process in psutil.process_iter(["name"]):
+            if process.info["name"] == "postgres":
+                with contextlib.suppress(psutil.Error):
+                    times = process.cpu_times()
+                    seconds[process.pid] = times.user + times.system
+        return seconds
+
+    def _read(self) -> tuple[dict[str, float], dict[int, float]]:
+        parts = {name: tree_cpu_seconds(process) for name, process in self.started.items()}
+        times = psutil.Process().cpu_times()  # without the children: they are the parts above
+        parts["client (this process)"] = times.user + times.system
+        return parts, self._postgres()
+
+    def __enter__(self) -> CpuLedger:
+        self._before = self._read()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        (parts, postgres), (parts_before, postgres_before) = self._read(), self._before
+        self.seconds = {name: parts[name] - parts_before[name] for name in parts}
+        self.seconds["postgres"] = sum(
+            seconds - postgres_before.get(pid, 0.0) for pid, seconds in postgres.items()
+        )
+
+    def report(self) -> str:
+        total = sum(self.seconds.values())
+        parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in self.seconds.items())
+        return f"machine CPU {total:.2f} s on {os.cpu_count()} cores: {parts}"
 
 
 class Harness:
@@ -139,6 +196,7 @@ class Harness:
             "LOG_LEVEL": "WARNING",
         }
         self.env.pop("CELERY_BROKER_URL", None)
+        self.processes: dict[str, subprocess.Popen] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> Harness:
@@ -163,6 +221,7 @@ class Harness:
             **kwargs,
         )
         self.stack.callback(self._stop, process, log)
+        self.processes[name] = process
         return process
 
     @staticmethod
