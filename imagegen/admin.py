@@ -114,6 +114,7 @@ class GenerationAttemptInline(admin.TabularInline):
         "http_status",
         "latency_ms",
         "cost_usd",
+        "usage",
         "vendor_request_id",
         "detail",
     )

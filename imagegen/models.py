@@ -124,6 +124,9 @@ class GenerationAttempt(models.Model):
     latency_ms = models.PositiveIntegerField(default=0)
     vendor_request_id = models.CharField(max_length=200, blank=True)
     cost_usd = models.DecimalField(max_digits=10, decimal_places=6, default=Decimal(0))
+    # The vendor's usage figures as it sent them: Recraft {"credits": ...}, Google's
+    # usageMetadata. cost_usd is computed from them; these are what the invoice counts.
+    usage = models.JSONField(default=dict, blank=True)
     detail = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -78,6 +78,7 @@ class AttemptRecord:
     vendor_request_id: str = ""
     cost_usd: Decimal = Decimal(0)
     detail: str = ""
+    usage: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -368,6 +369,7 @@ def _try_provider(
                 vendor_request_id=exc.vendor_request_id,
                 cost_usd=exc.cost_usd,
                 detail=exc.message[:500],
+                usage=exc.usage,
             )
             errors.append((provider.name, exc))
             if exc.counts_against_breaker:
@@ -390,6 +392,7 @@ def _try_provider(
             http_status=success.result.http_status,
             vendor_request_id=success.result.vendor_request_id,
             cost_usd=success.result.cost_usd,
+            usage=success.result.usage,
         )
         return success
     return None
@@ -708,7 +711,7 @@ def validate_image_key(*, image: GeneratedImage, s3_key: str) -> str:
 def describe_changes(changed: list[str]) -> str:
     """The seed's message: "Image prompt, art style, and S3 key updated successfully"."""
     labels = {"visual_prompt": "prompt", "art_style": "art style", "s3_key": "S3 key"}
-    names = [labels[field] for field in labels if field in changed]
+    names = [labels[key] for key in labels if key in changed]
     # The seed's Oxford comma for three names; "a and b" for two.
     joined = " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])}, and {names[-1]}"
     return f"Image {joined} updated successfully"
@@ -732,8 +735,8 @@ def image_update(
         changes["art_style"] = art_style
     if s3_key is not None:
         changes["s3_key"] = validate_image_key(image=image, s3_key=s3_key)
-    for field, value in changes.items():
-        setattr(image, field, value)
+    for name, value in changes.items():
+        setattr(image, name, value)
     image.save(update_fields=[*changes, "updated_at"])
     return list(changes)
 

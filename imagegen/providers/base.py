@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -29,7 +30,23 @@ class GenerationResult:
     vendor_request_id: str = ""
     cost_usd: Decimal = Decimal(0)
     http_status: int = 200
+    # The vendor's usage figures as sent (Recraft `credits`, Google `usageMetadata`).
     usage: dict[str, Any] = field(default_factory=dict)
+
+
+MAX_USAGE_BYTES = 4096
+
+
+def vendor_usage(value: object) -> dict[str, Any]:
+    """A vendor's usage block to keep with the attempt: a JSON object of at most
+    `MAX_USAGE_BYTES`, else `{}` (the bill's figures are small; anything bigger is not them)."""
+    if not isinstance(value, dict):
+        return {}
+    try:
+        encoded = json.dumps(value)
+    except (TypeError, ValueError):
+        return {}
+    return value if len(encoded) <= MAX_USAGE_BYTES else {}
 
 
 class ProviderError(Exception):
@@ -48,6 +65,7 @@ class ProviderError(Exception):
         vendor_request_id: str = "",
         provider_model: str = "",
         cost_usd: Decimal = Decimal(0),
+        usage: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -56,6 +74,7 @@ class ProviderError(Exception):
         self.vendor_request_id = vendor_request_id
         self.provider_model = provider_model
         self.cost_usd = cost_usd
+        self.usage = usage or {}
 
 
 class ProviderUnavailable(ProviderError):

@@ -23,6 +23,7 @@ from imagegen.providers.base import (
     ProviderRejectedRequest,
     ProviderUnavailable,
     mask_secret,
+    vendor_usage,
 )
 from imagegen.providers.http import HttpReply, post_json
 
@@ -124,7 +125,12 @@ class GoogleImageProvider(ImageProvider):
         response_id = str(body.get("responseId") or "")[:200]
         model = str(body.get("modelVersion") or self.model)[:100]
         cost = self.cost_of(body, model)
-        figures = {"vendor_request_id": response_id, "provider_model": model, "cost_usd": cost}
+        figures = {
+            "vendor_request_id": response_id,
+            "provider_model": model,
+            "cost_usd": cost,
+            "usage": vendor_usage(body.get("usageMetadata")),
+        }
 
         feedback = body.get("promptFeedback")
         if isinstance(feedback, dict) and feedback.get("blockReason"):
@@ -164,14 +170,7 @@ class GoogleImageProvider(ImageProvider):
             raise ProviderBadOutput(
                 "inlineData is not valid base64", http_status=200, **figures
             ) from exc
-        return GenerationResult(
-            image_bytes=data,
-            mime_type=mime_type,
-            provider_model=model,
-            vendor_request_id=response_id,
-            cost_usd=cost,
-            usage=body.get("usageMetadata") if isinstance(body.get("usageMetadata"), dict) else {},
-        )
+        return GenerationResult(image_bytes=data, mime_type=mime_type, **figures)
 
     def _error(self, reply: HttpReply) -> ProviderError:
         status_name, detail, reasons, retry_delay = _google_error(reply)

@@ -20,6 +20,7 @@ from imagegen.providers.base import (
     ProviderRejectedRequest,
     ProviderUnavailable,
     mask_secret,
+    vendor_usage,
 )
 from imagegen.providers.http import HttpReply, parse_retry_after, post_json
 
@@ -124,25 +125,20 @@ class RecraftProvider(ImageProvider):
             if isinstance(credits, int | float) and not isinstance(credits, bool)
             else Decimal(0)
         )
-        image_id = str(item.get("image_id") or "")[:200]
+        figures = {
+            "vendor_request_id": str(item.get("image_id") or "")[:200],
+            "provider_model": self.model,
+            "cost_usd": cost,
+            "usage": vendor_usage({"credits": credits}) if credits is not None else {},
+        }
         try:
             data = base64.b64decode(encoded, validate=True)
         except (binascii.Error, TypeError, ValueError) as exc:
             raise ProviderBadOutput(
-                "b64_json is not valid base64",
-                http_status=200,
-                vendor_request_id=image_id,
-                provider_model=self.model,
-                cost_usd=cost,
+                "b64_json is not valid base64", http_status=200, **figures
             ) from exc
-        return GenerationResult(
-            image_bytes=data,
-            mime_type="",  # Recraft's answer names no format: the bytes are sniffed.
-            provider_model=self.model,
-            vendor_request_id=image_id,
-            cost_usd=cost,
-            usage={"credits": credits},
-        )
+        # Recraft's answer names no format: the bytes are sniffed.
+        return GenerationResult(image_bytes=data, mime_type="", **figures)
 
     def _error(self, reply: HttpReply) -> ProviderError:
         detail = _error_detail(reply)

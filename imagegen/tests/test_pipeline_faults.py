@@ -493,9 +493,17 @@ def test_each_attempt_is_recorded_with_the_vendors_figures(api, project, vendors
     ]
     assert all(attempt.latency_ms >= 0 for attempt in attempts)
     assert "Recraft answered HTTP 503" in attempts[1].detail
+    assert [attempt.usage for attempt in attempts] == [
+        {},
+        {},
+        {},
+        vendor_payloads.gemini_success(image_tokens=1290)["usageMetadata"],
+    ]
 
 
-def test_blocked_attempt_keeps_the_vendors_request_id(api, project, vendors, no_sleep, settings):
+def test_blocked_attempt_keeps_the_vendors_request_id_and_usage(
+    api, project, vendors, no_sleep, settings
+):
     settings.IMAGEGEN_FALLBACK_ON_BLOCK = False
     vendors.gemini(body=vendor_payloads.gemini_prompt_blocked())
 
@@ -507,6 +515,7 @@ def test_blocked_attempt_keeps_the_vendors_request_id(api, project, vendors, no_
         200,
         "gm-blocked-1",
     )
+    assert attempt.usage == {"promptTokenCount": 12, "totalTokenCount": 12}
 
 
 def test_cost_shows_on_the_image_and_adds_up_on_the_project(api, project, vendors):
@@ -520,6 +529,7 @@ def test_cost_shows_on_the_image_and_adds_up_on_the_project(api, project, vendor
     assert gemini_answer["cost_usd"] == pytest.approx(0.0387)
     attempt = GeneratedImage.objects.get(pk=recraft_answer["id"]).attempts.get()
     assert (attempt.vendor_request_id, attempt.cost_usd) == ("rc-1", Decimal("0.035"))
+    assert attempt.usage == {"credits": 35}
     listed = api.get("/image-gen", {"id": gemini_answer["id"]}).json()
     assert listed[0]["costUsd"] == pytest.approx(0.0387)
     total = api.get(f"/projects/{project.id}").json()["totalCostUsd"]

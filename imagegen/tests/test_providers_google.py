@@ -96,6 +96,15 @@ def test_success_returns_the_image_id_and_model(vendors):
     assert result.mime_type == "image/png"
     assert result.vendor_request_id == "resp-7"
     assert result.provider_model == "gemini-2.5-flash-image"
+    assert result.usage == vendor_payloads.gemini_success()["usageMetadata"]
+
+
+def test_a_usage_block_too_big_to_be_a_bill_is_not_kept(vendors):
+    body = vendor_payloads.gemini_success(PNG)
+    body["usageMetadata"]["padding"] = "x" * 5000
+    vendors.gemini(body=body)
+
+    assert generate().usage == {}
 
 
 def test_takes_the_last_image_part_and_skips_thought_drafts(vendors):
@@ -222,6 +231,7 @@ def test_refused_prompt_is_a_block_with_its_reason(vendors, reason):
     assert raised.value.block_reason == reason
     assert reason in raised.value.message
     assert raised.value.vendor_request_id == "gm-blocked-1"
+    assert raised.value.usage == {"promptTokenCount": 12, "totalTokenCount": 12}
     assert not raised.value.retryable
 
 
