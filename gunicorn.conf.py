@@ -41,10 +41,14 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 
 
 def post_worker_init(worker: object) -> None:
-    """Move the loaded application's objects out of the garbage collector's sight.
+    """Warm the worker up (config/warmup.py), then move the loaded application's objects out of
+    the garbage collector's sight.
 
     Every full collection otherwise walks all of Django's long-lived objects; under load that
     cost a list page about a millisecond (bench/lists.py).
     https://docs.python.org/3/library/gc.html#gc.freeze
     """
+    from config.warmup import warm_up
+
+    warm_up()
     gc.freeze()

@@ -103,8 +103,8 @@ def fake_vendors() -> Iterator[FakeVendorServer]:
 
 @pytest.fixture
 def server(transactional_db, fake_vendors, moto_endpoint, tmp_path: Path) -> Iterator[str]:
-    """gunicorn with production settings: two worker processes, threads, the test database,
-    S3 on moto and the vendors on the loopback fake."""
+    """gunicorn with the repo's gunicorn.conf.py and production settings: two worker processes,
+    threads, the test database, S3 on moto and the vendors on the loopback fake."""
     port = free_port()
     database = connection.settings_dict
     environment = {
@@ -128,6 +128,8 @@ def server(transactional_db, fake_vendors, moto_endpoint, tmp_path: Path) -> Ite
     }
     command = [
         str(Path(sys.executable).with_name("gunicorn")),
+        "--config",
+        "gunicorn.conf.py",  # the repo's, worker warm-up included; the flags below override it
         "config.wsgi:application",
         "--bind",
         f"127.0.0.1:{port}",
