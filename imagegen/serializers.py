@@ -229,7 +229,9 @@ class ImageSerializer(serializers.ModelSerializer):
     success = serializers.BooleanField()
     s3Key = serializers.SerializerMethodField()  # noqa: N815
     message = serializers.SerializerMethodField()
-    imageSizeBytes = serializers.IntegerField(source="image_size_bytes")  # noqa: N815
+    imageSizeBytes = serializers.IntegerField(  # noqa: N815
+        source="image_size_bytes", allow_null=True
+    )
     projectId = serializers.CharField(source="project_id")  # noqa: N815
     userId = serializers.SerializerMethodField()  # noqa: N815
     createdAt = serializers.DateTimeField(source="created_at")  # noqa: N815

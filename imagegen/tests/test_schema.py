@@ -10,6 +10,7 @@ import yaml
 from django.conf import settings as django_settings
 from django.contrib.staticfiles import finders
 from django.core.management import call_command
+from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
 
 from imagegen import openapi
 from imagegen.serializers import (
@@ -19,6 +20,7 @@ from imagegen.serializers import (
     ImageSerializer,
     ImageWithProjectSerializer,
 )
+from imagegen.tests.factories import GeneratedImageFactory
 
 SCHEMA_FILE = Path(django_settings.BASE_DIR) / "openapi.yaml"
 FIX = (
@@ -180,3 +182,89 @@ def test_every_error_answer_is_documented_in_the_error_shape(schema):
         }, (path, method, status)
     generation = schema["paths"]["/image-gen"]["post"]["responses"]
     assert {"400", "401", "404", "409", "422", "429", "502", "503", "504"} <= set(generation)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the API really answers is what openapi.yaml says it answers, in every state of an image.
+# ---------------------------------------------------------------------------------------------
+def assert_documented(schema: dict, path: str, method: str, response) -> None:
+    """`response` has a status `method path` documents, and its JSON body fits that answer's
+    schema (OpenAPI 3.0 rules: `nullable`, `readOnly`, formats)."""
+    answers = schema["paths"][path][method]["responses"]
+    status = str(response.status_code)
+    assert status in answers, f"{method.upper()} {path} answered {status}, not documented"
+    body_schema = answers[status]["content"]["application/json"]["schema"]
+    # The answer's schema refers to components by "#/components/...": give it them as its root.
+    validator = OAS30ReadValidator(
+        {**body_schema, "components": schema["components"]},
+        format_checker=oas30_format_checker,
+    )
+    errors = [
+        f"{'/'.join(map(str, error.absolute_path)) or '(body)'}: {error.message}"
+        for error in validator.iter_errors(response.json())
+    ]
+    assert not errors, f"{method.upper()} {path} {status} breaks openapi.yaml: {errors}"
+
+
+UNFINISHED = {"s3_key": "", "image_size_bytes": None, "width": None, "height": None}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"status": "pending", "model": "", "provider_model": "", "message": "", **UNFINISHED},
+        {"status": "running", "provider_model": "", "message": "", **UNFINISHED},
+        {"status": "failed", "message": "recraft-ai: the vendor is down (HTTP 503)", **UNFINISHED},
+        {"status": "succeeded"},
+    ],
+    ids=lambda state: state["status"],
+)
+def test_an_image_in_every_state_is_answered_as_documented(schema, api, project, state):
+    image = GeneratedImageFactory(project=project, **state)
+
+    assert_documented(schema, "/image-gen/{image_id}", "get", api.get(f"/image-gen/{image.id}"))
+    listed = api.get("/image-gen", {"projectId": project.id})
+    assert [record["id"] for record in listed.json()] == [image.id]
+    assert_documented(schema, "/image-gen", "get", listed)
+    patched = api.patch(f"/image-gen/{image.id}", {"art_style": "ink"}, format="json")
+    assert_documented(schema, "/image-gen/{image_id}", "patch", patched)
+
+
+@pytest.mark.django_db
+def test_queued_work_is_answered_as_documented(
+    schema, api, project, vendors, django_capture_on_commit_callbacks
+):
+    item = {"visual_prompt": "A fox in the snow", "art_style": "watercolor", "uuid": "seg-1"}
+    with django_capture_on_commit_callbacks():  # queued, never run: the rows stay pending
+        accepted = api.post(
+            "/image-gen",
+            {**item, "uuid": "seg-0", "projectId": project.id},
+            format="json",
+            HTTP_PREFER="respond-async",
+        )
+        batch = api.post(
+            "/image-gen/batch", {"projectId": project.id, "items": [item]}, format="json"
+        )
+
+    assert (accepted.status_code, batch.status_code) == (202, 202)
+    assert_documented(schema, "/image-gen", "post", accepted)
+    assert_documented(schema, "/image-gen/batch", "post", batch)
+    pending = api.get(f"/image-gen/batch/{batch.json()['batchId']}")
+    assert {item["status"] for item in pending.json()["items"]} == {"pending"}
+    assert_documented(schema, "/image-gen/batch/{batch_id}", "get", pending)
+    assert_documented(schema, "/image-gen", "get", api.get("/image-gen"))
+    assert len(vendors.mock.calls) == 0
+
+
+@pytest.mark.django_db
+def test_refusals_are_answered_as_documented(schema, api, project, vendors):
+    refusals = [
+        ("/image-gen", "post", api.post("/image-gen", {"projectId": project.id}, format="json")),
+        ("/image-gen/{image_id}", "get", api.get("/image-gen/nosuchimage")),
+        ("/image-gen", "get", api.get("/image-gen", {"limit": "0"})),
+    ]
+
+    for path, method, response in refusals:
+        assert response.status_code in (400, 404)
+        assert_documented(schema, path, method, response)
