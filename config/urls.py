@@ -3,7 +3,9 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
+
+from config.views import SwaggerUIView
 
 urlpatterns = [
     path("", include("accounts.urls")),
@@ -11,7 +13,7 @@ urlpatterns = [
     path("", include("imagegen.urls")),
     path("admin/", admin.site.urls),
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
-    re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    re_path(r"^docs/?$", SwaggerUIView.as_view(url_name="schema"), name="docs"),
 ]
 
 if settings.DEBUG and not settings.AWS_STORAGE_BUCKET_NAME:

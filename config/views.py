@@ -1,8 +1,13 @@
-"""Error pages outside the API views (unknown URLs, crashes before a view) in the API's shape."""
+"""Views outside the apps: error pages outside the API views (unknown URLs, crashes before a
+view) in the API's shape, and the Swagger UI page."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import View
+from drf_spectacular.views import SpectacularSwaggerView
 
 
 def _error(message: str, code: str, status: int) -> JsonResponse:
@@ -23,3 +28,11 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonR
 
 def server_error(request: HttpRequest) -> JsonResponse:
     return _error("Internal error; it has been logged.", "internal", 500)
+
+
+class SwaggerUIView(SpectacularSwaggerView):
+    """`/docs`. drf-spectacular picks the page's template in `get()` only, so DRF's `OPTIONS`
+    answer had no template to render (a 500): answer it as plain Django does, with `Allow`."""
+
+    def options(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return View.options(self, request, *args, **kwargs)

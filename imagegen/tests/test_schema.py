@@ -114,6 +114,15 @@ def test_docs_are_public_and_load_swagger_ui_from_our_own_static_files(client):
     assert '"/schema"' in html
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/docs", "/schema"])
+def test_schema_and_docs_answer_options_with_their_methods(client, path):
+    response = client.options(path)
+
+    assert response.status_code == 200
+    assert {"GET", "HEAD", "OPTIONS"} <= {method.strip() for method in response["Allow"].split(",")}
+
+
 def test_paths_are_documented_as_the_seed_names_them(schema):
     assert {"/image-gen", "/image-gen/{image_id}", "/projects", "/auth/token"} <= set(
         schema["paths"]
