@@ -46,7 +46,11 @@ class TokenObtainView(jwt_views.TokenObtainPairView):
 @extend_schema_view(
     post=extend_schema(
         summary="Refresh: trade a refresh token for a new pair",
-        description="The refresh token rotates: the one sent is blacklisted.",
+        description=(
+            "The refresh token rotates: the one sent is blacklisted. A refresh token trades "
+            "once: of requests racing with the same one, one gets a pair, the others a 401."
+        ),
+        request=TokenRefreshSerializer,
         responses={
             200: TokenRefreshSerializer,
             **error_responses(400, 429),

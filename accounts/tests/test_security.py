@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings as django_settings
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
@@ -143,6 +145,36 @@ def test_refresh_rotates_and_blacklists_the_used_token(user):
     assert second.json()["refresh"] != first["refresh"]
     assert BlacklistedToken.objects.filter(token__jti=claims(first["refresh"])["jti"]).exists()
     assert bearer(third.json()["access"]).get("/projects").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_requests_trade_one_refresh_token_once(user, monkeypatch):
+    refresh = obtain_pair(user)["refresh"]
+    racers = 4
+    together = threading.Barrier(racers, timeout=10)
+    verify = RefreshToken.verify
+
+    def verify_then_wait(token: RefreshToken) -> None:
+        verify(token)
+        together.wait()  # every request has found the token unused before any trades it
+
+    monkeypatch.setattr(RefreshToken, "verify", verify_then_wait)
+    statuses: list[int] = []
+
+    def trade() -> None:
+        try:
+            response = APIClient().post("/auth/token/refresh", {"refresh": refresh}, format="json")
+            statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=trade) for _ in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses) == [200] + [401] * (racers - 1)
 
 
 def test_access_token_cannot_refresh(user):

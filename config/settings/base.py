@@ -207,6 +207,8 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
+    # A refresh token trades for one new pair, also when requests carrying it race.
+    "TOKEN_REFRESH_SERIALIZER": "accounts.tokens.TokenRefreshOnceSerializer",
     "UPDATE_LAST_LOGIN": False,
     # Pinned: tokens signed with any other algorithm (or "none") are refused.
     "ALGORITHM": "HS256",
