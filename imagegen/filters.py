@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from django.db.models import QuerySet
 from django.http import Http404
 
 from imagegen.models import GeneratedImage
 from projects.models import Project
+
+
+class ImageFilterForm(forms.Form):
+    """A filter sent empty (`?projectId=`) is refused: django-filter would drop it and answer
+    every image, when the caller meant one project or image and lost its id on the way."""
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        for name in self.fields:
+            if name in self.data and not self.data[name].strip():
+                self.add_error(name, f"Must not be empty; leave {name} out to list all images.")
+        return cleaned
 
 
 class ImageFilter(django_filters.FilterSet):
@@ -20,6 +33,7 @@ class ImageFilter(django_filters.FilterSet):
     class Meta:
         model = GeneratedImage
         fields = ("id", "projectId")
+        form = ImageFilterForm
 
     def filter_id(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         # `queryset` holds only the caller's images.

@@ -154,6 +154,19 @@ def test_a_bad_limit_is_a_400_in_the_error_shape(api, limit, settings):
     }
 
 
+@pytest.mark.parametrize("name", ["projectId", "id"])
+@pytest.mark.parametrize("value", ["", "  "])
+def test_a_filter_sent_empty_is_a_400_not_every_image(api, project, name, value):
+    make_images(project, 2)
+
+    response = api.get("/image-gen", {name: value})
+
+    assert response.status_code == 400
+    assert response.json()["message"] == (
+        f"Invalid input: {name}: Must not be empty; leave {name} out to list all images."
+    )
+
+
 @pytest.mark.parametrize(("query", "queries"), [({}, 2), ({"projectId": True}, 3)])
 @pytest.mark.parametrize("rows", [5, 50])
 def test_a_page_costs_the_same_queries_whatever_its_size(
