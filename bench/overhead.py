@@ -71,7 +71,7 @@ def main() -> None:
                 )
 
         def floor(index: int) -> None:
-            body = {**PROMPT, "uuid": f"segment-{index:05d}", "projectId": "no-such-project"}
+            body = {**PROMPT, "uuid": f"segment-{index:05d}", "projectId": "nosuchproject"}
             response = session.post(f"{url}/image-gen", json=body, timeout=30)
             if response.status_code != 404:
                 raise RuntimeError(f"the floor request answered {response.status_code}")

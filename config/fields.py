@@ -1,10 +1,13 @@
-"""Serializer fields shared by the API: strict strings (no numbers, no control characters)."""
+"""Serializer fields shared by the API: strict strings (no numbers, no control characters) and
+patterns that hold for the whole value."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 # C0/C1 control characters except tab and newline, which prompts may legitimately contain.
@@ -26,3 +29,13 @@ class StrictCharField(serializers.CharField):
         if _CONTROL.search(data):
             self.fail("control_characters")
         return super().to_internal_value(data)
+
+
+class WholeValueRegexValidator(RegexValidator):
+    """A RegexValidator for a pattern anchored `^...$` that the whole value must match: Python's
+    `$` also matches before a trailing newline, so `"segment-1\n"` passed `^[a-z0-9-]+$`.
+    The pattern stays plain, as the OpenAPI schema publishes it."""
+
+    def __call__(self, value: Any) -> None:
+        if not self.regex.fullmatch(str(value)):
+            raise ValidationError(self.message, code=self.code, params={"value": value})

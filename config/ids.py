@@ -8,6 +8,8 @@ import time
 
 _ALPHABET = string.digits + string.ascii_lowercase
 ID_LENGTH = 25
+# What a path or a body accepts as an id: ours are 25 characters, the seed's example shorter.
+ID_PATTERN = "[A-Za-z0-9]{1,40}"
 
 
 def _base36(number: int) -> str:

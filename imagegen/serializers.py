@@ -13,13 +13,13 @@ from typing import Any
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.signals import setting_changed
-from django.core.validators import RegexValidator
 from django.dispatch import receiver
 from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.request import Request
 
-from config.fields import StrictCharField
+from config.fields import StrictCharField, WholeValueRegexValidator
+from config.ids import ID_PATTERN
 from imagegen.models import GeneratedImage
 from imagegen.providers.base import ASPECT_RATIOS
 from imagegen.providers.registry import get_providers
@@ -30,6 +30,16 @@ MAX_VISUAL_PROMPT_CHARS = 800
 MAX_ART_STYLE_CHARS = 180
 UUID_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
 UUID_MESSAGE = "Must be 1 to 100 characters of letters, digits, '.', '_' or '-'."
+PROJECT_ID_MESSAGE = "Must be a project's id, as /projects gives it: 1 to 40 letters or digits."
+
+
+def project_id_field() -> StrictCharField:
+    """`projectId` in a body: exactly a project's id (nothing trimmed, as ids are compared)."""
+    return StrictCharField(
+        max_length=40,
+        trim_whitespace=False,
+        validators=[WholeValueRegexValidator(f"^{ID_PATTERN}$", message=PROJECT_ID_MESSAGE)],
+    )
 
 
 class ModelChoiceField(StrictCharField):
@@ -50,11 +60,13 @@ class ImageGenerateSerializer(serializers.Serializer):
 
     visual_prompt = StrictCharField(max_length=MAX_VISUAL_PROMPT_CHARS)
     art_style = StrictCharField(max_length=MAX_ART_STYLE_CHARS, allow_blank=True)
+    # The idempotency key is taken as sent: " seg-1" is not "seg-1" but a malformed key.
     uuid = StrictCharField(
         max_length=100,
-        validators=[RegexValidator(UUID_PATTERN, message=UUID_MESSAGE)],
+        trim_whitespace=False,
+        validators=[WholeValueRegexValidator(UUID_PATTERN, message=UUID_MESSAGE)],
     )
-    projectId = StrictCharField(max_length=100)  # noqa: N815  (the seed's name)
+    projectId = project_id_field()  # noqa: N815  (the seed's name)
     model = ModelChoiceField(required=False, default="auto")
     aspect_ratio = serializers.ChoiceField(choices=ASPECT_RATIOS, required=False)
 
@@ -351,7 +363,7 @@ class ImageBatchCreateSerializer(serializers.Serializer):
     """The body of `POST /image-gen/batch`. All or nothing: every item is checked first, and
     the errors name each bad item by index and field (`items[3].visual_prompt`)."""
 
-    projectId = StrictCharField(max_length=100)  # noqa: N815
+    projectId = project_id_field()  # noqa: N815
     items = serializers.ListField(allow_empty=False)
 
     def validate_items(self, items: list[Any]) -> list[Any]:

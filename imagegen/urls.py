@@ -2,6 +2,7 @@
 
 from django.urls import re_path
 
+from config.ids import ID_PATTERN
 from imagegen import batch_views, views
 
 urlpatterns = [
@@ -9,12 +10,12 @@ urlpatterns = [
     # Before the image detail route, which would take "batch" for an image id.
     re_path(r"^image-gen/batch/?$", batch_views.BatchCreateView.as_view(), name="image-batch"),
     re_path(
-        r"^image-gen/batch/(?P<batch_id>[A-Za-z0-9]{1,40})/?$",
+        rf"^image-gen/batch/(?P<batch_id>{ID_PATTERN})/?$",
         batch_views.BatchDetailView.as_view(),
         name="image-batch-detail",
     ),
     re_path(
-        r"^image-gen/(?P<image_id>[A-Za-z0-9]{1,40})/?$",
+        rf"^image-gen/(?P<image_id>{ID_PATTERN})/?$",
         views.ImageDetailView.as_view(),
         name="image-detail",
     ),

@@ -6,6 +6,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_v
 from rest_framework import status, viewsets
 from rest_framework.response import Response
 
+from config.ids import ID_PATTERN
 from config.openapi import error_responses
 from projects import selectors, services
 from projects.serializers import ProjectSerializer
@@ -55,7 +56,7 @@ PROJECT_EXAMPLES = [
 class ProjectViewSet(viewsets.ModelViewSet):
     serializer_class = ProjectSerializer
     http_method_names = ("get", "post", "patch", "delete", "head", "options")
-    lookup_value_regex = "[A-Za-z0-9]{1,40}"
+    lookup_value_regex = ID_PATTERN
 
     def get_queryset(self):
         return selectors.project_list(user=self.request.user)

@@ -67,7 +67,11 @@ BAD_FIELDS = [
     ({"uuid": "nul\x00"}, "uuid"),
     ({"uuid": None}, "uuid"),
     ({"uuid": "   "}, "uuid"),
+    ({"uuid": " segment-1"}, "uuid"),
+    ({"uuid": "segment-1\n"}, "uuid"),
     ({"projectId": ""}, "projectId"),
+    ({"projectId": "no-such-project"}, "projectId"),
+    ({"projectId": "p" * 41}, "projectId"),
     ({"projectId": None}, "projectId"),
     ({"projectId": ["p"]}, "projectId"),
     ({"model": None}, "model"),
@@ -87,6 +91,13 @@ def test_bad_field_is_a_400_naming_it_that_changes_nothing(api, project, vendors
 
     assert field in body["errors"]
     assert body["message"].startswith(f"Invalid input: {field}")
+    assert nothing_written(vendors)
+
+
+def test_the_project_id_is_taken_exactly_as_sent(api, project, vendors):
+    body = assert_error_shape(post_image(api, project, projectId=f" {project.id}\n"), 400)
+
+    assert list(body["errors"]) == ["projectId"]
     assert nothing_written(vendors)
 
 
