@@ -49,6 +49,13 @@ def _first_message(detail: Any) -> str:
     return str(detail)
 
 
+def _token_message(detail: dict[str, Any]) -> str:
+    """simplejwt's refusal nests its own `{"detail", "code", "messages"}`: its sentence, and
+    why the token failed when it says ("Token is expired")."""
+    reasons = [str(item["message"]) for item in detail.get("messages", []) if "message" in item]
+    return f"{detail['detail']} ({reasons[0]})" if reasons else str(detail["detail"])
+
+
 def validation_message(detail: Any) -> str:
     """The one-line message of a validation failure, as the API and the commands state it."""
     return f"Invalid input: {_first_message(detail)}"
@@ -87,6 +94,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         body["errors"] = exc.detail
     elif isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         body["message"] = f"Too many requests; retry in {int(exc.wait) + 1} s."
+    elif isinstance(exc.detail, dict) and "detail" in exc.detail:
+        body["message"] = _token_message(exc.detail)
     else:
         body["message"] = _first_message(exc.detail)
     response.data = body

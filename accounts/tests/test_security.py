@@ -111,6 +111,25 @@ def test_forged_or_stale_token_is_refused(user, kind):
     assert response.json()["success"] is False
 
 
+def test_an_expired_token_is_refused_saying_so(user):
+    response = bearer(expired(user)).get("/projects")
+
+    assert response.json() == {
+        "success": False,
+        "code": "token_not_valid",
+        "message": "Given token not valid for any token type (Token is expired)",
+    }
+
+
+def test_a_spent_refresh_token_is_refused_saying_so(user):
+    refresh = obtain_pair(user)["refresh"]
+    APIClient().post("/auth/token/refresh", {"refresh": refresh}, format="json")
+
+    response = APIClient().post("/auth/token/refresh", {"refresh": refresh}, format="json")
+
+    assert (response.status_code, response.json()["message"]) == (401, "Token is blacklisted")
+
+
 @pytest.mark.parametrize("scheme", ["Token", "JWT", "bearer-without-space"])
 def test_only_the_bearer_scheme_is_read(user, scheme):
     access = obtain_pair(user)["access"]
