@@ -643,7 +643,7 @@ def image_generate(
 ) -> GenerationOutcome:
     """Generate a segment's image now, or replay the stored one for a repeated request.
 
-    With `background`, the image is recorded as `pending` and queued (`image_enqueue`) instead
+    With `background`, the image is recorded as `pending` and queued (`images_enqueue`) instead
     of generated here. Raises what `image_claim` raises, then (in the foreground) what
     `image_run` raises.
     """
@@ -660,7 +660,7 @@ def image_generate(
     if claimed.replayed:
         return claimed
     if background:
-        image_enqueue(image_id=claimed.image.id)
+        images_enqueue(image_ids=[claimed.image.id])
         _settle(claimed.image)
         return claimed
     return GenerationOutcome(image_run(claimed.image))
@@ -920,19 +920,33 @@ def provider_slot(name: str) -> Iterator[None]:
         yield
 
 
-def image_enqueue(*, image_id: str) -> None:
-    """Queue the generation of a pending image once the current transaction commits.
+def images_enqueue(*, image_ids: Sequence[str]) -> None:
+    """Queue the generation of pending images, in order, once the current transaction commits.
 
-    Outside a transaction it is queued at once; a rolled-back transaction queues nothing. A
-    broker outage does not fail the caller: the row stays pending and `images_sweep_stale`
-    queues it again.
+    Outside a transaction they are queued at once; a rolled-back transaction queues nothing. A
+    broker outage does not fail the caller: the first publish that fails (within
+    CELERY_TASK_PUBLISH_RETRY_POLICY and the broker's socket timeouts) stops the rest, which
+    would each wait out the same outage; one warning is logged, and the rows stay pending until
+    `images_sweep_stale` queues them again.
     """
     from imagegen.tasks import generate_image  # the task module calls into this one
 
-    def queue_generation() -> None:
-        generate_image.delay(image_id)
+    def queue_generations() -> None:
+        for queued, image_id in enumerate(image_ids):
+            try:
+                generate_image.delay(image_id)
+            except Exception as exc:  # kombu, redis-py and socket errors alike: the broker's
+                logger.warning(
+                    "enqueue_failed queued=%d left_pending=%d error=%s: %s",
+                    queued,
+                    len(image_ids) - queued,
+                    type(exc).__name__,
+                    exc,
+                )
+                return
 
-    transaction.on_commit(queue_generation, robust=True)
+    if image_ids:
+        transaction.on_commit(queue_generations)
 
 
 def _settle(image: GeneratedImage) -> None:
@@ -1008,7 +1022,12 @@ def batch_create(*, user, project, items: Sequence[BatchItem]) -> BatchOutcome:
         for index, item in enumerate(items):
             try:
                 outcomes.append(
-                    image_generate(user=user, project=project, background=True, **asdict(item))
+                    image_claim(
+                        user=user,
+                        project=project,
+                        status=GeneratedImage.Status.PENDING,
+                        **asdict(item),
+                    )
                 )
             except ServiceError as exc:
                 raise type(exc)(
@@ -1019,6 +1038,7 @@ def batch_create(*, user, project, items: Sequence[BatchItem]) -> BatchOutcome:
         )
         for outcome in outcomes:
             outcome.image.batch = batch
+        images_enqueue(image_ids=[outcome.image.pk for outcome in outcomes if not outcome.replayed])
     for outcome in outcomes:
         _settle(outcome.image)
     return BatchOutcome(batch=batch, items=outcomes)
@@ -1102,8 +1122,7 @@ def images_sweep_stale() -> SweepResult:
             .values_list("pk", flat=True)
         )
         GeneratedImage.objects.filter(pk__in=lost, status=Status.PENDING).update(updated_at=now)
-        for image_id in (*requeued, *lost):
-            image_enqueue(image_id=image_id)
+        images_enqueue(image_ids=[*requeued, *lost])
     if failed or requeued or lost:
         logger.warning(
             "sweep_stale requeued=%d failed=%d lost_pending=%d",

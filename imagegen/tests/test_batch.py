@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
+from config.celery import app as celery_app
+from imagegen import tasks
 from imagegen.models import GeneratedImage, ImageBatch
 from imagegen.tests.factories import GeneratedImageFactory
 from projects.tests.factories import ProjectFactory
@@ -56,7 +61,7 @@ def test_batch_answers_202_with_pending_items_and_generates_them(
         ("segment-001", "pending"),
         ("segment-002", "pending"),
     ]
-    assert len(queued) == 2
+    assert len(queued) == 1  # one pass after commit publishes the whole storyboard
     batch = ImageBatch.objects.get(pk=body["batchId"])
     assert response["Location"].endswith(f"/image-gen/batch/{batch.id}")
     rows = {row.uuid: row for row in GeneratedImage.objects.filter(batch=batch)}
@@ -269,3 +274,46 @@ def test_batch_of_a_second_project_leaves_the_first_projects_uuids_alone(
 
     assert response.json()["items"][0]["status"] == "pending"
     assert len(queued) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# A broker outage: the answer is not held, the rows wait for the sweep.
+# ---------------------------------------------------------------------------------------------
+REFUSED = "Error 111 connecting to 127.0.0.1:6379. Connection refused."
+
+
+def test_a_broker_outage_costs_one_failed_publish_and_leaves_the_rows_pending(
+    api, project, vendors, run_on_commit, monkeypatch, caplog
+):
+    published = []
+
+    def refused(image_id: str) -> None:
+        published.append(image_id)
+        raise OperationalError(REFUSED)
+
+    monkeypatch.setattr(tasks, "generate_image", SimpleNamespace(delay=refused))
+
+    response, _ = run_on_commit(post_batch, api, project, storyboard(20))
+
+    assert response.status_code == 202
+    assert len(published) == 1
+    assert set(GeneratedImage.objects.values_list("status", flat=True)) == {"pending"}
+    assert [
+        record.getMessage()
+        for record in caplog.records
+        if record.getMessage().startswith("enqueue_failed")
+    ] == [f"enqueue_failed queued=0 left_pending=20 error=OperationalError: {REFUSED}"]
+    assert len(vendors.mock.calls) == 0
+
+
+@pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")
+def test_a_publish_to_a_broker_that_is_down_fails_within_the_retry_policy():
+    """With the configured transport options and publish retry policy, against a closed port."""
+    started = time.monotonic()
+    with (
+        pytest.raises(OperationalError),
+        celery_app.connection_for_write("redis://127.0.0.1:1/0") as connection,
+    ):
+        celery_app.send_task("imagegen.generate_image", ("nothing",), connection=connection)
+
+    assert time.monotonic() - started < 3
