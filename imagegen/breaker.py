@@ -21,6 +21,7 @@ class CircuitBreaker:
         self._failures_key = f"{prefix}:failures"
         self._open_until_key = f"{prefix}:open_until"
         self._trial_key = f"{prefix}:trial"
+        self._reason_key = f"{prefix}:last_failure"
 
     @property
     def threshold(self) -> int:
@@ -49,9 +50,13 @@ class CircuitBreaker:
         return cache.add(self._trial_key, 1, timeout=slot_seconds)
 
     def record_success(self) -> None:
-        cache.delete_many([self._failures_key, self._open_until_key, self._trial_key])
+        cache.delete_many(
+            [self._failures_key, self._open_until_key, self._trial_key, self._reason_key]
+        )
 
-    def record_failure(self) -> None:
+    def record_failure(self, reason: str = "") -> None:
+        """Count a failure; `reason` (what the vendor did) is kept to say why calls are skipped."""
+        cache.set(self._reason_key, reason[:200], timeout=None)
         if self.state() == "half-open":
             self._open()
             return
@@ -63,6 +68,10 @@ class CircuitBreaker:
             failures = 1
         if failures >= self.threshold:
             self._open()
+
+    def last_failure(self) -> str:
+        """The reason given with the latest failure since the last success, or ""."""
+        return cache.get(self._reason_key) or ""
 
     def seconds_until_trial(self) -> float:
         open_until = cache.get(self._open_until_key)

@@ -341,9 +341,11 @@ def _try_provider(
     for attempt in range(settings.IMAGEGEN_PROVIDER_ATTEMPTS):
         started = time.monotonic()
         if not breaker.allow():
+            reason = breaker.last_failure()
             skipped = CircuitOpen(
-                f"skipped: {provider.name} failed repeatedly; next trial in "
-                f"{breaker.seconds_until_trial():.0f} s"
+                f"skipped: {provider.name} failed repeatedly"
+                + (f" (last: {reason})" if reason else "")
+                + f"; next trial in {breaker.seconds_until_trial():.0f} s"
             )
             _record(
                 attempts,
@@ -373,7 +375,7 @@ def _try_provider(
             )
             errors.append((provider.name, exc))
             if exc.counts_against_breaker:
-                breaker.record_failure()
+                breaker.record_failure(exc.message)
             else:
                 breaker.record_success()  # it answered (a block, a 400): the vendor is up
             if not exc.retryable:
@@ -426,6 +428,16 @@ def call_providers(
     raise ProvidersExhausted(attempts, errors)
 
 
+def _error_summary(errors: list[tuple[str, ProviderError]]) -> str:
+    """One entry per provider, in the order they were tried: its last error from a real call,
+    or, when every call to it was skipped, why (the breaker keeps the vendor's last failure)."""
+    last: dict[str, ProviderError] = {}
+    for name, exc in errors:
+        if name not in last or not isinstance(exc, CircuitOpen):
+            last[name] = exc
+    return "; ".join(f"{name}: {exc.message}" for name, exc in last.items())
+
+
 def _failure_for(exhausted: ProvidersExhausted):
     """The domain error that explains an exhausted provider order to the caller."""
     blocks = [exc for _, exc in exhausted.errors if isinstance(exc, ContentBlocked)]
@@ -447,7 +459,7 @@ def _failure_for(exhausted: ProvidersExhausted):
             "no_provider",
             "",
         )
-    summary = "; ".join(f"{name}: {exc.message}" for name, exc in exhausted.errors[-3:])
+    summary = _error_summary(exhausted.errors)
     called = [exc for _, exc in exhausted.errors if not isinstance(exc, CircuitOpen)]
     if called and all(isinstance(exc, ProviderTimeout) for exc in called):
         return (

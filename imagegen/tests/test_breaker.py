@@ -89,6 +89,17 @@ def test_opens_after_threshold_consecutive_failures(shared_cache, clock):
     assert breaker.seconds_until_trial() == pytest.approx(COOLDOWN)
 
 
+def test_the_breaker_keeps_the_last_failure_until_a_success(shared_cache, clock):
+    breaker = CircuitBreaker("recraft-ai")
+
+    breaker.record_failure("HTTP 503: upstream overloaded")
+    breaker.record_failure("HTTP 429: too many requests")
+    kept = breaker.last_failure()
+    breaker.record_success()
+
+    assert (kept, breaker.last_failure()) == ("HTTP 429: too many requests", "")
+
+
 def test_a_success_resets_the_count(shared_cache, clock):
     breaker = CircuitBreaker("recraft-ai")
 
@@ -245,6 +256,45 @@ def test_every_breaker_open_is_a_502_without_a_call(api, project, vendors, setti
     assert response.json()["success"] is False
     assert "failed repeatedly" in response.json()["message"]
     assert vendors.calls("recraft") + vendors.calls("gemini") == 0
+
+
+def test_a_request_that_finds_every_breaker_open_is_told_what_opened_them(
+    api, project, vendors, no_sleep, settings, shared_cache
+):
+    settings.IMAGEGEN_PROVIDER_ATTEMPTS = THRESHOLD
+    for _ in range(THRESHOLD):
+        vendors.recraft(429, {"code": "rate_limit", "message": "Too many requests"})
+        vendors.gemini(200, b"<html>gateway</html>")
+    assert post(api, project).status_code == 502
+    vendor_calls = len(vendors.mock.calls)
+
+    response = post(api, project)
+
+    message = response.json()["message"]
+    assert response.status_code == 502
+    assert len(vendors.mock.calls) == vendor_calls
+    recraft, gemini = message.removeprefix("Every image provider failed (").split("; google")
+    assert recraft.startswith("recraft-ai: skipped: recraft-ai failed repeatedly (last: ")
+    assert "429" in recraft
+    assert "google-imagen failed repeatedly (last: " in gemini
+
+
+def test_a_failure_summary_names_each_providers_real_error_not_only_skips(
+    api, project, vendors, no_sleep, settings, shared_cache
+):
+    settings.IMAGEGEN_PROVIDER_ATTEMPTS = THRESHOLD + 2
+    for _ in range(THRESHOLD):
+        vendors.recraft(503, b"upstream overloaded")
+    fail(CircuitBreaker("google-imagen"), THRESHOLD)
+
+    response = post(api, project)
+
+    summary = response.json()["message"]
+    assert response.status_code == 502
+    assert summary.startswith("Every image provider failed (recraft-ai: ")
+    assert "recraft-ai: skipped" not in summary  # its real 503, not the skip that followed
+    assert "503" in summary.split("; ")[0]
+    assert "google-imagen: skipped: google-imagen failed repeatedly" in summary
 
 
 def test_safety_blocks_do_not_open_the_breaker(api, project, vendors, settings, shared_cache):
