@@ -616,7 +616,13 @@ def image_run(image: GeneratedImage) -> GeneratedImage:
         _release_unrecorded(image, stored_key=stored_key)
         raise
     if not recorded:
-        _delete_objects([stored_key])
+        # Taken over after its lease, the row is another run's, which writes this same key:
+        # the object is left to that run (or to imagegen_reconcile). Deleted, nothing wants it.
+        taken_over = GeneratedImage.objects.filter(
+            pk=image.pk, status__in=(GeneratedImage.Status.PENDING, GeneratedImage.Status.RUNNING)
+        ).exists()
+        if not taken_over:
+            _delete_objects([stored_key])
         raise ImageSuperseded(
             "The image was deleted or restarted while it was being generated; "
             "nothing was kept. Send the request again if you still need it.",

@@ -8,6 +8,7 @@ import pytest
 from botocore.config import Config
 from django.core.files.storage import default_storage
 from django.db import DatabaseError
+from django.utils import timezone
 
 from conftest import S3_BUCKET
 from imagegen import services
@@ -277,6 +278,36 @@ def test_project_deleted_while_generating_is_a_conflict_not_a_crash(project, ven
         services.image_run(image)
 
     assert f"images/{image.project_id}/segment-late.jpg" not in bucket_keys(s3_client)
+
+
+def test_a_run_taken_over_after_its_lease_leaves_the_key_to_the_run_that_owns_the_row(
+    project, vendors, s3_client, monkeypatch
+):
+    """The late run stores, then finds the row is another run's, which writes the same key and
+    may have stored it already: deleting the object would leave that run's success without
+    one."""
+    vendors.recraft()
+    image = claim(project)
+    key = f"images/{project.id}/segment-late.jpg"
+
+    class RetakenWhileStoring:
+        """The storage, but the row is taken over by another run while the object is put."""
+
+        def __getattr__(self, name: str):
+            return getattr(default_storage, name)
+
+        def save(self, name, content):
+            stored = default_storage.save(name, content)
+            GeneratedImage.objects.filter(pk=image.pk).update(started_at=timezone.now())
+            return stored
+
+    monkeypatch.setattr(services, "default_storage", RetakenWhileStoring())
+
+    with pytest.raises(ImageSuperseded):
+        services.image_run(image)
+
+    assert key in bucket_keys(s3_client)
+    assert GeneratedImage.objects.get(pk=image.pk).status == "running"
 
 
 def test_edit_made_while_generating_survives_the_result(project, vendors):
