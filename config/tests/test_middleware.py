@@ -1,0 +1,43 @@
+"""A NUL byte anywhere in a URL is a 400 in the error shape, for the API and the admin alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from imagegen.tests.factories import GeneratedImageFactory
+
+pytestmark = pytest.mark.django_db
+
+ADMIN_URLS = [
+    "/admin/imagegen/generatedimage/?status=%00",
+    "/admin/imagegen/generatedimage/?q=a%00b",
+    "/admin/imagegen/generatedimage/%00/change/",
+    "/admin/projects/project/?q=%00",
+    "/admin/accounts/user/%00/change/",
+]
+
+
+@pytest.mark.parametrize("url", ADMIN_URLS)
+def test_admin_urls_with_a_nul_byte_are_a_400(admin_client, url):
+    response = admin_client.get(url)
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "success": False,
+        "message": "Malformed request.",
+        "code": "bad_request",
+    }
+
+
+@pytest.mark.parametrize(
+    "url", ["/image-gen?id=a%00b", "/image-gen?cursor=%00", "/image-gen?a%00=1", "/projects%00"]
+)
+def test_api_urls_with_a_nul_byte_are_a_400(api, url):
+    assert api.get(url).status_code == 400
+
+
+def test_urls_without_one_are_served(admin_client, api, project):
+    image = GeneratedImageFactory(project=project)
+
+    assert admin_client.get(f"/admin/imagegen/generatedimage/{image.pk}/change/").status_code == 200
+    assert api.get("/image-gen", {"id": image.pk}).status_code == 200
