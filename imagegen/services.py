@@ -7,7 +7,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -616,10 +616,13 @@ def image_run(image: GeneratedImage) -> GeneratedImage:
         _release_unrecorded(image, stored_key=stored_key)
         raise
     if not recorded:
-        # Taken over after its lease, the row is another run's, which writes this same key:
-        # the object is left to that run (or to imagegen_reconcile). Deleted, nothing wants it.
+        # Another run writes this same key when the row was taken over after its lease, or
+        # deleted and asked for again: the object is left to that run (deleting the image or
+        # its project removes it, as does imagegen_reconcile). Otherwise nothing wants it.
         taken_over = GeneratedImage.objects.filter(
-            pk=image.pk, status__in=(GeneratedImage.Status.PENDING, GeneratedImage.Status.RUNNING)
+            project_id=image.project_id,
+            uuid=image.uuid,
+            status__in=(GeneratedImage.Status.PENDING, GeneratedImage.Status.RUNNING),
         ).exists()
         if not taken_over:
             _delete_objects([stored_key])
@@ -784,10 +787,21 @@ def _delete_objects(keys: list[str], *, keep_referenced: bool = True) -> None:
             logger.exception("storage_delete_failed key=%s", key)
 
 
+def object_keys(images: Iterable[tuple[str, str, str]]) -> list[str]:
+    """The stored objects of images given as (project id, uuid, s3_key): each one's key, and the
+    key its generations write to, which a run that lost the row to a takeover may have left."""
+    keys = (
+        key
+        for project_id, uuid, s3_key in images
+        for key in (s3_key, image_key(project_id=project_id, uuid=uuid))
+    )
+    return list(dict.fromkeys(key for key in keys if key))
+
+
 @transaction.atomic
 def image_delete(*, image: GeneratedImage) -> None:
-    """Delete an image's row and, after commit, its stored object."""
-    delete_objects_on_commit([image.s3_key])
+    """Delete an image's row and, after commit, its stored objects."""
+    delete_objects_on_commit(object_keys([(image.project_id, image.uuid, image.s3_key)]))
     image.delete()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from imagegen.services import delete_objects_on_commit
+from imagegen.services import delete_objects_on_commit, object_keys
 from projects.models import Project
 
 
@@ -22,6 +22,6 @@ def project_rename(*, project: Project, name: str) -> Project:
 @transaction.atomic
 def project_delete(*, project: Project) -> None:
     """Delete a project, its image rows, and (after commit) their stored objects."""
-    keys = list(project.images.exclude(s3_key="").values_list("s3_key", flat=True))
-    delete_objects_on_commit(keys)
+    images = project.images.values_list("project_id", "uuid", "s3_key")
+    delete_objects_on_commit(object_keys(images.iterator()))
     project.delete()

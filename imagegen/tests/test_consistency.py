@@ -16,6 +16,7 @@ from imagegen.exceptions import ImageSuperseded
 from imagegen.models import GeneratedImage
 from imagegen.tests.factories import GeneratedImageFactory
 from imagegen.tests.test_api import SEED_POST, post_image
+from projects.services import project_delete
 from projects.tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
@@ -280,6 +281,24 @@ def test_project_deleted_while_generating_is_a_conflict_not_a_crash(project, ven
     assert f"images/{image.project_id}/segment-late.jpg" not in bucket_keys(s3_client)
 
 
+class StorageThat:
+    """The storage, but `meanwhile` happens while the run's object is being put."""
+
+    def __init__(self, meanwhile) -> None:
+        self.meanwhile = meanwhile
+
+    def __getattr__(self, name: str):
+        return getattr(default_storage, name)
+
+    def save(self, name, content):
+        stored = default_storage.save(name, content)
+        self.meanwhile()
+        return stored
+
+
+LATE_KEY = "images/{project.id}/segment-late.jpg"
+
+
 def test_a_run_taken_over_after_its_lease_leaves_the_key_to_the_run_that_owns_the_row(
     project, vendors, s3_client, monkeypatch
 ):
@@ -288,26 +307,63 @@ def test_a_run_taken_over_after_its_lease_leaves_the_key_to_the_run_that_owns_th
     one."""
     vendors.recraft()
     image = claim(project)
-    key = f"images/{project.id}/segment-late.jpg"
-
-    class RetakenWhileStoring:
-        """The storage, but the row is taken over by another run while the object is put."""
-
-        def __getattr__(self, name: str):
-            return getattr(default_storage, name)
-
-        def save(self, name, content):
-            stored = default_storage.save(name, content)
-            GeneratedImage.objects.filter(pk=image.pk).update(started_at=timezone.now())
-            return stored
-
-    monkeypatch.setattr(services, "default_storage", RetakenWhileStoring())
+    retake = GeneratedImage.objects.filter(pk=image.pk).update
+    monkeypatch.setattr(
+        services, "default_storage", StorageThat(lambda: retake(started_at=timezone.now()))
+    )
 
     with pytest.raises(ImageSuperseded):
         services.image_run(image)
 
-    assert key in bucket_keys(s3_client)
+    assert LATE_KEY.format(project=project) in bucket_keys(s3_client)
     assert GeneratedImage.objects.get(pk=image.pk).status == "running"
+
+
+def test_a_run_whose_image_was_deleted_and_asked_for_again_leaves_the_key_to_the_new_one(
+    project, vendors, s3_client, monkeypatch
+):
+    vendors.recraft()
+    image = claim(project)
+    asked_again = []
+
+    def delete_and_ask_again() -> None:
+        services.image_delete(image=GeneratedImage.objects.get(pk=image.pk))
+        asked_again.append(claim(project))
+
+    monkeypatch.setattr(services, "default_storage", StorageThat(delete_and_ask_again))
+
+    with pytest.raises(ImageSuperseded):
+        services.image_run(image)
+
+    assert LATE_KEY.format(project=project) in bucket_keys(s3_client)
+    assert GeneratedImage.objects.get().pk == asked_again[0].pk != image.pk
+
+
+@pytest.mark.parametrize("delete", ["image", "project"])
+def test_an_object_left_by_a_taken_over_run_goes_with_its_image_or_project(
+    project, vendors, s3_client, monkeypatch, django_capture_on_commit_callbacks, delete
+):
+    """The run that took the row over failed and stored nothing: no row refers to the object
+    the late run left, yet deleting the image or its project removes it."""
+    vendors.recraft()
+    image = claim(project)
+    retake = GeneratedImage.objects.filter(pk=image.pk).update
+    monkeypatch.setattr(
+        services, "default_storage", StorageThat(lambda: retake(started_at=timezone.now()))
+    )
+    with pytest.raises(ImageSuperseded):
+        services.image_run(image)
+    GeneratedImage.objects.filter(pk=image.pk).update(status="failed", s3_key="")
+    left = LATE_KEY.format(project=project)
+    assert left in bucket_keys(s3_client)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        if delete == "image":
+            services.image_delete(image=GeneratedImage.objects.get(pk=image.pk))
+        else:
+            project_delete(project=project)
+
+    assert left not in bucket_keys(s3_client)
 
 
 def test_edit_made_while_generating_survives_the_result(project, vendors):
