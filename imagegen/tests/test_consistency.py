@@ -299,6 +299,18 @@ class StorageThat:
 LATE_KEY = "images/{project.id}/segment-late.jpg"
 
 
+def run_taken_over_while_storing(project, monkeypatch) -> GeneratedImage:
+    """Claim and run an image whose row another run takes over while its object is put."""
+    image = claim(project)
+    retake = GeneratedImage.objects.filter(pk=image.pk).update
+    monkeypatch.setattr(
+        services, "default_storage", StorageThat(lambda: retake(started_at=timezone.now()))
+    )
+    with pytest.raises(ImageSuperseded):
+        services.image_run(image)
+    return image
+
+
 def test_a_run_taken_over_after_its_lease_leaves_the_key_to_the_run_that_owns_the_row(
     project, vendors, s3_client, monkeypatch
 ):
@@ -306,14 +318,8 @@ def test_a_run_taken_over_after_its_lease_leaves_the_key_to_the_run_that_owns_th
     may have stored it already: deleting the object would leave that run's success without
     one."""
     vendors.recraft()
-    image = claim(project)
-    retake = GeneratedImage.objects.filter(pk=image.pk).update
-    monkeypatch.setattr(
-        services, "default_storage", StorageThat(lambda: retake(started_at=timezone.now()))
-    )
 
-    with pytest.raises(ImageSuperseded):
-        services.image_run(image)
+    image = run_taken_over_while_storing(project, monkeypatch)
 
     assert LATE_KEY.format(project=project) in bucket_keys(s3_client)
     assert GeneratedImage.objects.get(pk=image.pk).status == "running"
@@ -346,13 +352,7 @@ def test_an_object_left_by_a_taken_over_run_goes_with_its_image_or_project(
     """The run that took the row over failed and stored nothing: no row refers to the object
     the late run left, yet deleting the image or its project removes it."""
     vendors.recraft()
-    image = claim(project)
-    retake = GeneratedImage.objects.filter(pk=image.pk).update
-    monkeypatch.setattr(
-        services, "default_storage", StorageThat(lambda: retake(started_at=timezone.now()))
-    )
-    with pytest.raises(ImageSuperseded):
-        services.image_run(image)
+    image = run_taken_over_while_storing(project, monkeypatch)
     GeneratedImage.objects.filter(pk=image.pk).update(status="failed", s3_key="")
     left = LATE_KEY.format(project=project)
     assert left in bucket_keys(s3_client)
