@@ -29,6 +29,18 @@ def test_admin_urls_with_a_nul_byte_are_a_400(admin_client, url):
     }
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_the_refusal_is_json_and_a_warning_also_with_debug_on(api, settings, caplog, debug):
+    settings.DEBUG = debug
+
+    response = api.get("/image-gen?id=a%00b")
+
+    assert (response.status_code, response["Content-Type"]) == (400, "application/json")
+    assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
+        ("WARNING", "nul_byte_in_url path='/image-gen'")
+    ]
+
+
 @pytest.mark.parametrize(
     "url", ["/image-gen?id=a%00b", "/image-gen?cursor=%00", "/image-gen?a%00=1", "/projects%00"]
 )
