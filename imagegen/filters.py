@@ -12,14 +12,18 @@ from projects.models import Project
 
 
 class ImageFilterForm(forms.Form):
-    """A filter sent empty (`?projectId=`) is refused: django-filter would drop it and answer
-    every image, when the caller meant one project or image and lost its id on the way."""
+    """A filter is an id, taken exactly as sent, as in a body. Sent empty (`?projectId=`) it is
+    refused: django-filter would drop it and answer every image, when the caller meant one
+    project or image and lost its id on the way."""
 
     def clean(self) -> dict:
         cleaned = super().clean()
         for name in self.fields:
-            if name in self.data and not self.data[name].strip():
+            value = self.data.get(name)
+            if value == "":
                 self.add_error(name, f"Must not be empty; leave {name} out to list all images.")
+            elif value is not None and value != value.strip():
+                self.add_error(name, "Must be an id exactly as given, without spaces around it.")
         return cleaned
 
 

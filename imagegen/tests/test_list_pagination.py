@@ -155,15 +155,28 @@ def test_a_bad_limit_is_a_400_in_the_error_shape(api, limit, settings):
 
 
 @pytest.mark.parametrize("name", ["projectId", "id"])
-@pytest.mark.parametrize("value", ["", "  "])
-def test_a_filter_sent_empty_is_a_400_not_every_image(api, project, name, value):
+def test_a_filter_sent_empty_is_a_400_not_every_image(api, project, name):
     make_images(project, 2)
+
+    response = api.get("/image-gen", {name: ""})
+
+    assert response.status_code == 400
+    assert response.json()["message"] == (
+        f"Invalid input: {name}: Must not be empty; leave {name} out to list all images."
+    )
+
+
+@pytest.mark.parametrize("name", ["projectId", "id"])
+@pytest.mark.parametrize("padding", [" {}", "{}\n", "  "])
+def test_a_filter_is_taken_exactly_as_sent(api, project, name, padding):
+    image_id = make_images(project, 1)[0]
+    value = padding.format(project.id if name == "projectId" else image_id)
 
     response = api.get("/image-gen", {name: value})
 
     assert response.status_code == 400
     assert response.json()["message"] == (
-        f"Invalid input: {name}: Must not be empty; leave {name} out to list all images."
+        f"Invalid input: {name}: Must be an id exactly as given, without spaces around it."
     )
 
 
