@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import kombu.exceptions
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
@@ -967,13 +968,16 @@ def images_enqueue(*, image_ids: Sequence[str]) -> None:
         for queued, image_id in enumerate(image_ids):
             try:
                 generate_image.delay(image_id)
-            except Exception as exc:  # kombu, redis-py and socket errors alike: the broker's
+            except Exception as exc:
+                # kombu reports a broker that refuses or stops answering as OperationalError;
+                # anything else is a fault of ours and keeps its traceback.
                 logger.warning(
                     "enqueue_failed queued=%d left_pending=%d error=%s: %s",
                     queued,
                     len(image_ids) - queued,
                     type(exc).__name__,
                     exc,
+                    exc_info=not isinstance(exc, kombu.exceptions.OperationalError),
                 )
                 return
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
@@ -306,14 +311,71 @@ def test_a_broker_outage_costs_one_failed_publish_and_leaves_the_rows_pending(
     assert len(vendors.mock.calls) == 0
 
 
-@pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")
-def test_a_publish_to_a_broker_that_is_down_fails_within_the_retry_policy():
-    """With the configured transport options and publish retry policy, against a closed port."""
-    started = time.monotonic()
-    with (
-        pytest.raises(OperationalError),
-        celery_app.connection_for_write("redis://127.0.0.1:1/0") as connection,
-    ):
-        celery_app.send_task("imagegen.generate_image", ("nothing",), connection=connection)
+@pytest.fixture
+def silent_broker() -> Iterator[str]:
+    """A port that accepts connections and never answers, as a frozen Redis does."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
 
-    assert time.monotonic() - started < 3
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                accepted.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    server.close()
+
+
+def publish(url: str, **transport_options: float) -> tuple[BaseException | None, float]:
+    """Publish one task to `url` with the configured options (and `transport_options`), in a
+    thread that the test gives up on after 20 s; returns the error raised and the seconds."""
+    options = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, **transport_options}
+    outcome: list[BaseException | None] = []
+
+    def send() -> None:
+        try:
+            with celery_app.connection_for_write(url, transport_options=options) as connection:
+                celery_app.send_task("imagegen.generate_image", ("nothing",), connection=connection)
+            outcome.append(None)
+        except Exception as exc:
+            outcome.append(exc)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    thread.join(timeout=20)
+    assert outcome, "the publish was still waiting after 20 s"
+    return outcome[0], time.monotonic() - started
+
+
+def test_broker_sockets_time_out_by_default():
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+
+    assert options["socket_timeout"] == options["socket_connect_timeout"] == 5.0
+    assert settings.CELERY_TASK_PUBLISH_RETRY_POLICY["max_retries"] == 1
+
+
+@pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")
+def test_a_publish_to_a_broker_that_refuses_fails_after_one_retry():
+    error, seconds = publish("redis://127.0.0.1:1/0")  # nothing listens on port 1
+
+    assert isinstance(error, OperationalError)
+    assert 0.5 <= seconds < 2  # one retry, 0.5 s later
+
+
+@pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")
+def test_a_publish_to_a_broker_that_stops_answering_fails_after_its_socket_timeout(
+    silent_broker,
+):
+    error, seconds = publish(silent_broker, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+    assert isinstance(error, OperationalError)
+    assert 0.5 <= seconds < 3
