@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import threading
 import time
 from datetime import timedelta
@@ -295,6 +297,34 @@ def test_batch_reports_an_unexpected_error_and_finishes_the_rest(tmp_path, proje
     assert "seg-1: Unexpected error (RuntimeError); it has been logged." in out
     assert "2 items: 1 generated, 0 already done (skipped), 1 failed" in out
     assert message.startswith("1 of 2 items failed")
+
+
+def test_ctrl_c_starts_no_further_item_and_reports_what_finished(tmp_path, project, monkeypatch):
+    started = []
+
+    def generate(item, *, project):
+        started.append(item["uuid"])
+        if len(started) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the second item is generating
+            time.sleep(0.2)
+        return fake_outcome(item, project=project)
+
+    monkeypatch.setattr("imagegen.management.commands.generate_batch.generate", generate)
+    rows = [f"Scene {number},photo,seg-{number},," for number in range(10)]
+    path = write(tmp_path, "board.csv", csv_rows(*rows))
+    err = io.StringIO()
+
+    with pytest.raises(CommandError) as failure:
+        call_command(
+            "generate_batch", path, "--project", project.pk, "--concurrency", "1", stderr=err
+        )
+
+    assert started == ["seg-0", "seg-1"]
+    assert failure.value.returncode == 130
+    assert str(failure.value).startswith(
+        "Interrupted: 2 of 10 items finished and 8 were not started. Re-run the same command"
+    )
+    assert "waiting for the ones in progress" in err.getvalue()
 
 
 @pytest.mark.django_db(transaction=True)

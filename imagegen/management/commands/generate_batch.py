@@ -7,7 +7,8 @@ import json
 import logging
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -81,7 +82,17 @@ class Command(BaseCommand):
             f"{concurrency} at a time."
         )
         started = time.monotonic()
-        results = self.run(validated, project=project, concurrency=concurrency)
+        try:
+            results = self.run(validated, project=project, concurrency=concurrency)
+        except BatchInterrupted as interrupted:
+            finished = interrupted.finished
+            self.summarise(finished, project=project, seconds=time.monotonic() - started)
+            raise CommandError(
+                f"Interrupted: {len(finished)} of {len(validated)} items finished and "
+                f"{len(validated) - len(finished)} were not started. Re-run the same command to "
+                "continue; the items that succeeded are skipped.",
+                returncode=130,
+            ) from None
         self.summarise(results, project=project, seconds=time.monotonic() - started)
         failed = [result for result in results if result.result == "failed"]
         if failed:
@@ -93,16 +104,38 @@ class Command(BaseCommand):
     def run(
         self, items: list[dict[str, Any]], *, project: Project, concurrency: int
     ) -> list[ItemResult]:
-        """Generate the items on a thread pool, in file order; a progress line per finished one."""
+        """Generate the items on a thread pool, in file order; a progress line per finished one.
+
+        Ctrl-C starts no further item (each is a paid vendor call): the ones in progress finish
+        and are recorded, then `BatchInterrupted` carries what finished. A second Ctrl-C stops
+        the waiting and the summary; the calls already made still end before the process does.
+        """
         results: list[ItemResult | None] = [None] * len(items)
-        with ThreadPoolExecutor(concurrency, thread_name_prefix="generate_batch") as pool:
-            futures = {
-                pool.submit(generate_one, item, project): index for index, item in enumerate(items)
-            }
-            for done, future in enumerate(as_completed(futures), start=1):
-                result = future.result()
-                results[futures[future]] = result
-                self.stdout.write(progress_line(done, len(items), result))
+        pool = ThreadPoolExecutor(concurrency, thread_name_prefix="generate_batch")
+        futures = {
+            pool.submit(generate_one, item, project): index for index, item in enumerate(items)
+        }
+
+        def collect(finishing: Iterable[Future]) -> None:
+            for future in as_completed(finishing):
+                if results[futures[future]] is None:
+                    results[futures[future]] = future.result()
+                    done = sum(result is not None for result in results)
+                    self.stdout.write(progress_line(done, len(items), results[futures[future]]))
+
+        try:
+            collect(futures)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            self.stderr.write(
+                "Interrupted: no further item starts; waiting for the ones in progress "
+                "(Ctrl-C again to skip the summary)."
+            )
+            # A cancelled future never completes: wait only for those that started.
+            collect([future for future in futures if not future.cancelled()])
+            raise BatchInterrupted([result for result in results if result is not None]) from None
+        finally:
+            pool.shutdown(wait=True)
         return results
 
     def summarise(self, results: list[ItemResult], *, project: Project, seconds: float) -> None:
@@ -236,6 +269,14 @@ def validate_items(items: list[dict[str, Any]], *, project: Project) -> list[dic
             + "\n".join(problems)
         )
     return validated
+
+
+class BatchInterrupted(Exception):
+    """Ctrl-C stopped a batch; `finished` holds the results of the items that ran."""
+
+    def __init__(self, finished: list[ItemResult]) -> None:
+        super().__init__(f"{len(finished)} items finished")
+        self.finished = finished
 
 
 def generate_one(item: dict[str, Any], project: Project) -> ItemResult:
