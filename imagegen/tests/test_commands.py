@@ -109,6 +109,8 @@ def test_generate_image_without_uuid_makes_one(project, vendors):
         (["--uuid", "segment 1/../x"], {"uuid": "segment 1/../x"}),
         (["--model", "dall-e"], {"model": "dall-e"}),
         (["--aspect-ratio", "5:4"], {"aspect_ratio": "5:4"}),
+        (["--uuid", ""], {"uuid": ""}),  # an unset shell variable must not mean "a new image"
+        (["--aspect-ratio", ""], {"aspect_ratio": ""}),
     ],
 )
 def test_generate_image_refuses_bad_input_with_the_api_message(
@@ -188,6 +190,7 @@ GOOD_ROW = "A desk at dawn,photography,seg-1,,"
         ("board.csv", csv_rows('"A desk,photo,seg-1,,'), "Malformed CSV"),
         ("board.csv", "visual_prompt,art_style,uuid\nCaf\xe9,x,y\n".encode("latin-1"), "UTF-8"),
         ("board.json", "[{", "Invalid JSON: "),
+        ("board.json", "[" * 100_000 + "]" * 100_000, "Invalid JSON: "),
         ("board.json", '{"visual_prompt": "A desk"}', "The JSON must be an array of objects"),
         ("board.json", '["A desk"]', "The JSON must be an array of objects"),
         ("board.json", "[]", "holds no items"),
@@ -609,7 +612,14 @@ def test_stats_says_so_when_nothing_happened():
     assert out.splitlines()[1] == "No image finished and no provider was called in this period."
 
 
-@pytest.mark.parametrize(("days", "message"), [("0", "--days must be"), ("-3", "--days must be")])
+@pytest.mark.parametrize(
+    ("days", "message"),
+    [
+        ("0", "--days must be"),
+        ("-3", "--days must be"),
+        ("800000", "--days must be a whole number of days from 1 to 100000"),
+    ],
+)
 def test_stats_refuses_a_period_that_is_not_whole_days(days, message):
     _, error = run_failing("imagegen_stats", "--days", days)
 

@@ -175,7 +175,8 @@ def test_empty_storage_is_reported_as_such(file_storage):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--grace-minutes", "-1"], "--grace-minutes must be 0 or more"),
+        (["--grace-minutes", "-1"], "--grace-minutes must be from 0 to 525600, not -1"),
+        (["--grace-minutes", "2000000000"], "--grace-minutes must be from 0 to 525600"),
         (["--grace-minutes", "soon"], "invalid int value"),
         (["--delete-everything"], "unrecognized arguments"),
     ],

@@ -221,7 +221,7 @@ def read_csv(file) -> list[dict[str, Any]]:
 def read_json(file) -> list[dict[str, Any]]:
     try:
         data = json.load(file)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # nested too deep to read: not a storyboard
         raise CommandError(f"Invalid JSON: {exc}") from exc
     if isinstance(data, dict) and isinstance(data.get("items"), list):
         data = data["items"]

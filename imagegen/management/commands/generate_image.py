@@ -48,10 +48,14 @@ class Command(BaseCommand):
         item = {
             "visual_prompt": options["prompt"],
             "art_style": options["style"],
-            "uuid": options["uuid"] or f"cli-{uuid_lib.uuid4().hex[:16]}",
+            # Only a missing --uuid gets a new one: an empty one (an unset shell variable) is
+            # refused by validation, or every run would make another image.
+            "uuid": f"cli-{uuid_lib.uuid4().hex[:16]}"
+            if options["uuid"] is None
+            else options["uuid"],
             "model": options["model"],
         }
-        if options["aspect_ratio"]:
+        if options["aspect_ratio"] is not None:
             item["aspect_ratio"] = options["aspect_ratio"]
         validated = validate_item(item, project=project)
         try:

@@ -10,6 +10,9 @@ from django.utils import timezone
 
 from imagegen import services
 
+# A year: an orphan younger than that is as good as never deleted.
+MAX_GRACE_MINUTES = 525_600
+
 
 class Command(BaseCommand):
     help = (
@@ -37,8 +40,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, fix: bool, grace_minutes: int, **options: Any) -> None:
-        if grace_minutes < 0:
-            raise CommandError(f"--grace-minutes must be 0 or more, not {grace_minutes}.")
+        if not 0 <= grace_minutes <= MAX_GRACE_MINUTES:
+            raise CommandError(
+                f"--grace-minutes must be from 0 to {MAX_GRACE_MINUTES}, not {grace_minutes}."
+            )
         cutoff = timezone.now() - timedelta(minutes=grace_minutes)
         report = services.storage_inconsistencies()
         self.stdout.write(

@@ -11,6 +11,9 @@ from django.utils import timezone
 from imagegen.management.tables import format_table
 from imagegen.selectors import PERCENTILES, RouteStats, route_stats
 
+# About 270 years: far beyond any image, well within what dates can count back from now.
+MAX_DAYS = 100_000
+
 
 class Command(BaseCommand):
     help = (
@@ -27,8 +30,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, days: int, **options: Any) -> None:
-        if days < 1:
-            raise CommandError(f"--days must be a whole number of days, 1 or more, not {days}.")
+        if not 1 <= days <= MAX_DAYS:
+            raise CommandError(
+                f"--days must be a whole number of days from 1 to {MAX_DAYS}, not {days}."
+            )
         since = timezone.now() - timedelta(days=days)
         self.stdout.write(
             f"Image generation in the last {days} day(s), since {since:%Y-%m-%d %H:%M} UTC"
