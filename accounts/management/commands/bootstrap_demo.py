@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import secrets
 
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
 from projects.models import Project
+
+DEMO_PROJECT = "Demo video project"
 
 
 class Command(BaseCommand):
     help = (
         "Create (or reset) the local demo user and its demo project, and print the credentials, "
         "a fresh access token and a curl command for the seed's POST /image-gen example. "
-        "The password changes on every run."
+        "The password changes on every run. It resets only an account it made itself (one "
+        "that owns a demo project and is not staff), never another user's."
     )
 
     def add_arguments(self, parser) -> None:
@@ -23,11 +27,22 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
 
     def handle(self, *args, username: str, base_url: str, **options) -> None:
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            user = User(username=username)
+            try:
+                user.full_clean(exclude=["password"])
+            except ValidationError as exc:
+                raise CommandError(f"--username {username!r}: {' '.join(exc.messages)}") from exc
+        elif user.is_staff or not Project.objects.filter(owner=user, name=DEMO_PROJECT).exists():
+            raise CommandError(
+                f"{username!r} is an existing account that bootstrap_demo did not make; it "
+                "resets only its own demo accounts. Choose another --username."
+            )
         password = secrets.token_urlsafe(12)
-        user, _ = User.objects.get_or_create(username=username)
         user.set_password(password)
         user.save()
-        project, _ = Project.objects.get_or_create(owner=user, name="Demo video project")
+        project, _ = Project.objects.get_or_create(owner=user, name=DEMO_PROJECT)
         access = RefreshToken.for_user(user).access_token
         self.stdout.write(self.style.SUCCESS("Demo account ready"))
         self.stdout.write(f"  username:   {username}\n  password:   {password}")

@@ -1,0 +1,55 @@
+"""`manage.py bootstrap_demo`: makes and resets its own demo account, never anyone else's."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from accounts.models import User
+from accounts.tests.factories import PASSWORD, UserFactory
+from projects.models import Project
+
+pytestmark = pytest.mark.django_db
+
+
+def bootstrap(*args: str) -> str:
+    out = io.StringIO()
+    call_command("bootstrap_demo", *args, stdout=out)
+    return out.getvalue()
+
+
+def password_in(output: str) -> str:
+    return next(line.split()[-1] for line in output.splitlines() if "password:" in line)
+
+
+def test_it_makes_a_demo_account_and_resets_only_its_password_on_a_second_run():
+    first = bootstrap()
+    second = bootstrap()
+
+    user = User.objects.get(username="demo")
+    assert password_in(first) != password_in(second)
+    assert user.check_password(password_in(second))
+    assert Project.objects.filter(owner=user).count() == 1
+
+
+@pytest.mark.parametrize("staff", [False, True])
+def test_it_does_not_take_over_an_existing_account(staff):
+    user = UserFactory(username="root", is_staff=staff, is_superuser=staff)
+
+    with pytest.raises(CommandError, match="existing account that bootstrap_demo did not make"):
+        bootstrap("--username", "root")
+
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
+    assert not Project.objects.filter(owner=user).exists()
+
+
+@pytest.mark.parametrize("username", ["", "bad\x1bname", "u" * 151, "has space"])
+def test_a_username_the_user_model_refuses_is_a_command_error(username):
+    with pytest.raises(CommandError, match="--username"):
+        bootstrap("--username", username)
+
+    assert not User.objects.exists()
