@@ -5,16 +5,19 @@ from __future__ import annotations
 from decimal import Decimal
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
+from rest_framework import serializers
 
 from imagegen.admin import prompt_excerpt, route, style_excerpt, success, thumbnail
 from imagegen.models import GeneratedImage
 from projects import selectors, services
 from projects.models import Project
+from projects.serializers import ProjectSerializer
 
 
 class ImageInline(admin.TabularInline):
@@ -46,8 +49,23 @@ class ImageInline(admin.TabularInline):
         return False
 
 
+class ProjectForm(forms.ModelForm):
+    """The name, validated exactly as the API validates it (no control characters)."""
+
+    class Meta:
+        model = Project
+        fields = ("name", "owner")
+
+    def clean_name(self) -> str:
+        try:
+            return ProjectSerializer().fields["name"].run_validation(self.cleaned_data["name"])
+        except serializers.ValidationError as exc:
+            raise forms.ValidationError(exc.detail) from exc
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectForm
     list_display = ("name", "id", "owner", "image_count", "total_cost", "created_at")
     list_select_related = ("owner",)
     list_filter = (("owner", admin.RelatedOnlyFieldListFilter), "created_at")

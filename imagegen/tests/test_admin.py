@@ -23,6 +23,7 @@ from imagegen.exceptions import GenerationInProgress, ProvidersFailed
 from imagegen.models import GeneratedImage
 from imagegen.testing import vendor_payloads
 from imagegen.tests.factories import GeneratedImageFactory, GenerationAttemptFactory
+from projects.models import Project
 from projects.tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
@@ -604,6 +605,23 @@ def test_staff_create_a_project_for_a_user(admin_client, user):
 
     assert response.status_code == 302
     assert user.projects.get().name == "Launch video"
+
+
+@pytest.mark.parametrize("name", ["evil\x1b[31mred\x07", "a\x85b", "  "])
+def test_a_project_name_the_api_refuses_is_refused_here_too(admin_client, project, name):
+    add, change = (
+        reverse("admin:projects_project_add"),
+        reverse("admin:projects_project_change", args=(project.pk,)),
+    )
+
+    added = admin_client.post(
+        add, change_form_data(admin_client, add, name=name, owner=project.owner_id)
+    )
+    renamed = admin_client.post(change, change_form_data(admin_client, change, name=name))
+
+    assert (added.status_code, renamed.status_code) == (200, 200)  # the form again, with errors
+    assert added.context["adminform"].form.errors["name"]
+    assert [p.name for p in Project.objects.all()] == [project.name]
 
 
 def test_user_page_lists_their_projects(admin_client, project):
