@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.models import User
+from config.admin import GuardedChangeListMixin
 from projects import services as project_services
 from projects.models import Project
 
@@ -32,7 +33,7 @@ class ProjectInline(admin.TabularInline):
 
 
 @admin.register(User)
-class ImagegenUserAdmin(UserAdmin):
+class ImagegenUserAdmin(GuardedChangeListMixin, UserAdmin):
     inlines = (ProjectInline,)
 
     @transaction.atomic

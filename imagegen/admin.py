@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
+from config.admin import GuardedChangeListMixin
 from config.exceptions import ServiceError
 from imagegen import services
 from imagegen.models import GeneratedImage, GenerationAttempt
@@ -149,7 +150,7 @@ class GeneratedImageForm(forms.ModelForm):
 
 
 @admin.register(GeneratedImage)
-class GeneratedImageAdmin(admin.ModelAdmin):
+class GeneratedImageAdmin(GuardedChangeListMixin, admin.ModelAdmin):
     form = GeneratedImageForm
     list_display = (
         thumbnail,

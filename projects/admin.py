@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework import serializers
 
+from config.admin import GuardedChangeListMixin
 from imagegen.admin import prompt_excerpt, route, style_excerpt, success, thumbnail
 from imagegen.models import GeneratedImage
 from projects import selectors, services
@@ -64,7 +65,7 @@ class ProjectForm(forms.ModelForm):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(GuardedChangeListMixin, admin.ModelAdmin):
     form = ProjectForm
     list_display = ("name", "id", "owner", "image_count", "total_cost", "created_at")
     list_select_related = ("owner",)

@@ -1,0 +1,47 @@
+"""What every admin page of ours shares: query parameters that cannot fail with a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
+from django.db import DatabaseError, transaction
+from django.http import HttpRequest
+
+# What a lookup Django accepted from the URL raises once it is built or run.
+IMPOSSIBLE_LOOKUP = (ValueError, OverflowError, IndexError, DatabaseError)
+
+
+class GuardedChangeList(ChangeList):
+    """A changelist whose impossible query parameters get the admin's own "invalid lookup"
+    redirect (`?e=1`) instead of a 500: a date the calendar cannot hold
+    (`?created_at__year=9999`), a malformed lookup (`?id__range=a`), or one PostgreSQL refuses
+    (an invalid `?name__regex=(`), which Django lets staff type into the URL."""
+
+    def get_filters(self, request: HttpRequest) -> Any:
+        try:
+            return super().get_filters(request)
+        except IMPOSSIBLE_LOOKUP as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> Any:
+        try:
+            return super().get_queryset(request, exclude_parameters)
+        except IMPOSSIBLE_LOOKUP as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+    def get_results(self, request: HttpRequest) -> None:
+        try:
+            # In a savepoint: a query PostgreSQL refuses must not abort an enclosing transaction.
+            with transaction.atomic():
+                super().get_results(request)
+        except IMPOSSIBLE_LOOKUP as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+
+class GuardedChangeListMixin:
+    """For a ModelAdmin: its changelist is a `GuardedChangeList`."""
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return GuardedChangeList

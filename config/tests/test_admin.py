@@ -1,0 +1,48 @@
+"""Admin changelists answer impossible query parameters with the admin's "invalid lookup"
+redirect, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+
+from imagegen.tests.factories import GeneratedImageFactory
+
+pytestmark = pytest.mark.django_db
+
+IMAGES, PROJECTS, USERS = (
+    "/admin/imagegen/generatedimage/",
+    "/admin/projects/project/",
+    "/admin/accounts/user/",
+)
+
+
+@pytest.mark.parametrize(
+    ("changelist", "query"),
+    [
+        (IMAGES, "uuid__regex=(a"),  # PostgreSQL: invalid regular expression
+        (IMAGES, "visual_prompt__iregex=["),
+        (IMAGES, "art_style__regex=a%7B99999%7D"),
+        (IMAGES, "id__range=a"),  # a range of one value
+        (IMAGES, "created_at__year=9999"),  # the date hierarchy's next year is 10000
+        (IMAGES, "created_at__year=9999&created_at__month=12"),
+        (PROJECTS, "name__regex=("),
+        (PROJECTS, "created_at__year=9999&created_at__month=12&created_at__day=31"),
+        (USERS, "username__regex=("),
+    ],
+)
+def test_an_impossible_lookup_is_the_invalid_lookup_redirect(admin_client, changelist, query):
+    GeneratedImageFactory()
+
+    response = admin_client.get(f"{changelist}?{query}")
+
+    assert (response.status_code, response["Location"]) == (302, f"{changelist}?e=1")
+    assert admin_client.get(response["Location"]).status_code == 200
+
+
+def test_good_lookups_still_filter(admin_client):
+    kept, _ = GeneratedImageFactory(uuid="keep-me"), GeneratedImageFactory(uuid="not-me")
+
+    response = admin_client.get(f"{IMAGES}?uuid__regex=^keep")
+
+    assert response.status_code == 200
+    assert [image.pk for image in response.context["cl"].result_list] == [kept.pk]
