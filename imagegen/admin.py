@@ -296,6 +296,10 @@ class GeneratedImageAdmin(GuardedChangeListMixin, admin.ModelAdmin):
                 services.image_regenerate(image=image)
             except ServiceError as exc:
                 failures.append(f"{image.uuid}: {exc.message}")
+            except Exception as exc:  # logged by image_run; the other images still go
+                failures.append(
+                    f"{image.uuid}: unexpected error ({type(exc).__name__}); it has been logged"
+                )
             else:
                 regenerated.append(image.uuid)
         if regenerated:

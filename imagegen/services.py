@@ -557,7 +557,24 @@ def image_run(image: GeneratedImage) -> GeneratedImage:
 
     Raises `ContentRefused` (422), `ProvidersFailed` (502), `ProvidersTimedOut` (504) or
     `StorageUnavailable` (503) after recording the failure on the row; nothing is stored then.
+    Any other exception (a bug, the database) is re-raised after the row is marked failed, so
+    a retry is not refused as "in progress" for a whole lease.
     """
+    try:
+        return _run(image)
+    except ServiceError:
+        raise
+    except Exception:
+        logger.exception("generation_crashed image=%s", image.id)
+        _release(
+            image,
+            error_code="internal",
+            message="The generation failed on an internal error; it has been logged. Retry.",
+        )
+        raise
+
+
+def _run(image: GeneratedImage) -> GeneratedImage:
     request = GenerationRequest(
         prompt=compose_prompt(image.visual_prompt, image.art_style),
         aspect_ratio=image.aspect_ratio,
@@ -614,7 +631,12 @@ def image_run(image: GeneratedImage) -> GeneratedImage:
     except Exception:
         # The row did not commit (the database may be down): the object must not outlive it.
         _delete_objects([stored_key], keep_referenced=False)
-        _release_unrecorded(image, stored_key=stored_key)
+        _release(
+            image,
+            error_code="record_failed",
+            message="The image was generated but could not be recorded. Retry.",
+            stored_key=stored_key,
+        )
         raise
     if not recorded:
         # Another run writes this same key when the row was taken over after its lease, or
@@ -635,21 +657,24 @@ def image_run(image: GeneratedImage) -> GeneratedImage:
     return image
 
 
-def _release_unrecorded(image: GeneratedImage, *, stored_key: str) -> None:
-    """Mark a generation whose result could not be committed as failed, so a retry need not
-    wait out the running lease; a row still on the deleted object lets go of it."""
+def _release(image: GeneratedImage, *, error_code: str, message: str, stored_key: str = "") -> None:
+    """Mark a generation that could not end normally as failed, if the row is still this
+    run's, so a retry need not wait out the running lease; a row still on a deleted object
+    (`stored_key`) lets go of it."""
     try:
-        GeneratedImage.objects.filter(pk=image.pk, status=GeneratedImage.Status.RUNNING).update(
+        GeneratedImage.objects.filter(
+            pk=image.pk, status=GeneratedImage.Status.RUNNING, started_at=image.started_at
+        ).update(
             status=GeneratedImage.Status.FAILED,
-            error_code="record_failed",
-            message="The image was generated but could not be recorded. Retry.",
+            error_code=error_code,
+            message=message,
             s3_key=Case(When(s3_key=stored_key, then=Value("")), default=F("s3_key")),
             finished_at=timezone.now(),
             updated_at=timezone.now(),
         )
     except DatabaseError:
         # The database is unreachable: the row stays running until its lease expires.
-        logger.exception("record_failed image=%s", image.id)
+        logger.exception("%s image=%s", error_code, image.id)
 
 
 def image_generate(
@@ -914,13 +939,14 @@ def image_regenerate(*, image: GeneratedImage) -> GeneratedImage:
     image.refresh_from_db()
     try:
         return image_run(image)
-    except ServiceError as error:
+    except Exception as error:
         if previous[0] == GeneratedImage.Status.SUCCEEDED:
+            reason = error.message if isinstance(error, ServiceError) else "an internal error"
             GeneratedImage.objects.filter(
                 pk=image.pk, status=GeneratedImage.Status.FAILED, s3_key=previous[1]
             ).update(
                 status=GeneratedImage.Status.SUCCEEDED,
-                message=f"Regeneration failed ({error.message}); the previous image is kept.",
+                message=f"Regeneration failed ({reason}); the previous image is kept.",
                 updated_at=timezone.now(),
             )
             image.refresh_from_db()

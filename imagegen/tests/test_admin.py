@@ -429,6 +429,29 @@ def test_regenerate_reports_each_failure_and_keeps_the_previous_image(
     assert image.attempts.count() == 6
 
 
+def test_regenerate_reports_an_unexpected_error_and_keeps_the_previous_image(
+    admin_client, vendors, monkeypatch
+):
+    image, other = stored_image(), stored_image()
+    calls = []
+
+    def crash_once(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("a bug") if len(calls) == 1 else ConnectionError("storage reset")
+
+    monkeypatch.setattr(services, "call_providers", crash_once)
+
+    response = regenerate(admin_client, [image, other])
+
+    [message] = messages_of(response)
+    assert message.startswith("2 image(s) failed to regenerate: ")
+    assert "unexpected error (RuntimeError); it has been logged" in message
+    for row, key in ((image, image.s3_key), (other, other.s3_key)):
+        row.refresh_from_db()
+        assert (row.status, row.s3_key) == ("succeeded", key)
+        assert row.message == "Regeneration failed (an internal error); the previous image is kept."
+
+
 def test_regenerate_skips_an_image_being_generated_and_does_the_rest(
     admin_client, vendors, no_sleep
 ):

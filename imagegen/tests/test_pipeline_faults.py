@@ -599,3 +599,25 @@ def test_timeouts_with_the_rest_circuit_skipped_is_a_504(api, project, vendors, 
 
     assert response.status_code == 504
     assert response.json()["code"] == "providers_timed_out"
+
+
+# ---------------------------------------------------------------------------------------------
+# A fault of ours: the row is failed, not left running for a lease.
+# ---------------------------------------------------------------------------------------------
+def test_an_unexpected_error_is_a_500_that_leaves_the_uuid_free_to_retry(
+    api, project, vendors, monkeypatch
+):
+    def crash(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    real = services.call_providers
+    monkeypatch.setattr(services, "call_providers", crash)
+
+    crashed = post(api, project, uuid="segment-crash")
+
+    row = GeneratedImage.objects.get(uuid="segment-crash")
+    assert crashed.status_code == 500
+    assert (row.status, row.error_code) == ("failed", "internal")
+    monkeypatch.setattr(services, "call_providers", real)
+    vendors.recraft()
+    assert post(api, project, uuid="segment-crash").status_code == 201
