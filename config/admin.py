@@ -25,12 +25,6 @@ class GuardedChangeList(ChangeList):
         except IMPOSSIBLE_LOOKUP as exc:
             raise IncorrectLookupParameters(exc) from exc
 
-    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> Any:
-        try:
-            return super().get_queryset(request, exclude_parameters)
-        except IMPOSSIBLE_LOOKUP as exc:
-            raise IncorrectLookupParameters(exc) from exc
-
     def get_results(self, request: HttpRequest) -> None:
         try:
             # In a savepoint: a query PostgreSQL refuses must not abort an enclosing transaction.
