@@ -190,7 +190,6 @@ class Harness:
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
             "DATABASE_URL": f"{PG_URL}/{DATABASE}",
             "IMAGEGEN_THROTTLE_RATE": "1000000/min",
-            "MALLOC_ARENA_MAX": "2",
             # Plain HTTP on loopback: no proxy in front to end TLS.
             "DJANGO_SECURE_SSL_REDIRECT": "false",
             "LOG_LEVEL": "WARNING",

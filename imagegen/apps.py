@@ -1,4 +1,4 @@
-"""App configuration for imagegen: registers its system checks."""
+"""App configuration for imagegen: registers its system checks and tunes the allocator."""
 
 from django.apps import AppConfig
 
@@ -9,3 +9,7 @@ class ImagegenConfig(AppConfig):
 
     def ready(self) -> None:
         from imagegen import checks  # noqa: F401  (registers the checks)
+        from imagegen.imaging import tune_allocator
+
+        # Every process of the project converts images: web and Celery workers, commands.
+        tune_allocator()

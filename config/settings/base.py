@@ -315,6 +315,10 @@ IMAGEGEN_BREAKER_THRESHOLD = env.int("IMAGEGEN_BREAKER_THRESHOLD", default=5)
 IMAGEGEN_BREAKER_COOLDOWN = env.float("IMAGEGEN_BREAKER_COOLDOWN", default=30.0)
 # Decoding and encoding run at most this many at once per process: it bounds memory in bursts.
 IMAGEGEN_CONVERSION_CONCURRENCY = env.int("IMAGEGEN_CONVERSION_CONCURRENCY", default=4)
+# glibc's allocator keeps image buffers for reuse (imaging.tune_allocator); 0 = glibc's default.
+IMAGEGEN_MALLOC_ARENA_MAX = env.int("IMAGEGEN_MALLOC_ARENA_MAX", default=2)
+IMAGEGEN_MALLOC_MMAP_THRESHOLD = env.int("IMAGEGEN_MALLOC_MMAP_THRESHOLD", default=32 * 1024 * 1024)
+IMAGEGEN_MALLOC_TRIM_THRESHOLD = env.int("IMAGEGEN_MALLOC_TRIM_THRESHOLD", default=64 * 1024 * 1024)
 
 # Abuse limits.
 IMAGEGEN_MAX_IN_FLIGHT_PER_USER = env.int("IMAGEGEN_MAX_IN_FLIGHT_PER_USER", default=32)
