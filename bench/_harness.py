@@ -7,6 +7,7 @@ it listens on 127.0.0.1 on free ports; the database is `imagegen_bench_scale`, m
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import itertools
 import os
@@ -57,6 +58,17 @@ def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def image_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--size` and `--content` of the fake vendors' images, as every load benchmark takes them."""
+    parser.add_argument("--size", default="1024x1024", help="the fake vendors' image size, WxH")
+    parser.add_argument(
+        "--content",
+        choices=("flat", "photo"),
+        default="flat",
+        help="flat: one colour (quick to decode); photo: decodes about as a photograph does",
+    )
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -290,13 +302,13 @@ class Harness:
         ).create_bucket(Bucket=BUCKET)
         return endpoint
 
-    def vendors(self, *, latency: float, size: str = "1024x1024") -> str:
+    def vendors(self, *, latency: float, size: str = "1024x1024", content: str = "flat") -> str:
         """The loopback fake vendors in their own process; provider settings point at them."""
         port = free_port()
         self.spawn(
             "vendors",
             [PYTHON, "-m", "imagegen.testing.fake_vendors", "--port", str(port)]
-            + ["--latency", str(latency), "--size", size],
+            + ["--latency", str(latency), "--size", size, "--content", content],
         )
         wait_until(lambda: port_open(port), seconds=30, what="the fake vendors")
         base = f"http://127.0.0.1:{port}"

@@ -25,7 +25,7 @@ import socket
 import time
 from urllib.parse import urlsplit
 
-from _harness import CpuLedger, Harness, TreeSampler, median, percentile, verdict
+from _harness import CpuLedger, Harness, TreeSampler, image_arguments, median, percentile, verdict
 
 TARGET_SECONDS = 2.5
 USERS = 4
@@ -79,7 +79,7 @@ def fire(address: tuple[str, int], requests: list[bytes]) -> tuple[float, list[t
     return released, [answers[connection] for connection in connections]
 
 
-def conversion_seconds(size: str, count: int) -> float:
+def conversion_seconds(size: str, content: str, count: int) -> float:
     """CPU seconds to convert `count` answers of the fake vendors (half Recraft WebP, half
     Gemini PNG, as the burst's prompts alternate) with the server's own `imaging.to_jpeg`."""
     from django.conf import settings
@@ -90,7 +90,7 @@ def conversion_seconds(size: str, count: int) -> float:
     width, height = (int(side) for side in size.split("x"))
     seconds = []
     for fmt in ("WEBP", "PNG"):
-        data = vendor_payloads.image_bytes(fmt, (width, height))
+        data = vendor_payloads.image_bytes(fmt, (width, height), content=content)
         samples = []
         for _ in range(12):
             started = time.process_time()
@@ -107,13 +107,13 @@ def conversion_seconds(size: str, count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=64)
-    parser.add_argument("--size", default="1024x1024", help="the fake vendors' image size, WxH")
+    image_arguments(parser)
     args = parser.parse_args()
 
     with Harness() as harness:
         harness.database()
         harness.s3()
-        harness.vendors(latency=LATENCY, size=args.size)
+        harness.vendors(latency=LATENCY, size=args.size, content=args.content)
         url, server = harness.gunicorn()
         harness.django()
         owners = [harness.owner(f"burst-{index}") for index in range(USERS)]
@@ -142,7 +142,7 @@ def main() -> None:
             cpu_before = sampler.cpu_seconds()
             _, answers = fire((address.hostname, address.port), burst)
             cpu = sampler.cpu_seconds() - cpu_before
-        conversion = conversion_seconds(args.size, args.requests)
+        conversion = conversion_seconds(args.size, args.content, args.requests)
         statuses = [status for status, _ in answers]
         latencies = [seconds for _, seconds in answers]
         wall = max(latencies)
@@ -150,7 +150,8 @@ def main() -> None:
 
         print(
             f"POST /image-gen burst: {args.requests} simultaneous requests, vendor latency "
-            f"{LATENCY:.0f} s, gunicorn.conf.py (gthread), S3 on moto, {args.size} images"
+            f"{LATENCY:.0f} s, gunicorn.conf.py (gthread), S3 on moto, "
+            f"{args.size} {args.content} images"
         )
         print(
             f"generated (201): {generated}/{args.requests}  other answers: "

@@ -16,7 +16,7 @@ import argparse
 import time
 
 import requests
-from _harness import Harness, percentile, verdict
+from _harness import Harness, image_arguments, percentile, verdict
 
 TARGET = 1.25
 PROMPT = {"visual_prompt": "A sleek water bottle on a wooden desk", "art_style": "photography"}
@@ -26,12 +26,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=150, help="measured calls per side")
     parser.add_argument("--warmup", type=int, default=15)
+    image_arguments(parser)
     args = parser.parse_args()
 
     with Harness() as harness:
         harness.database()
         harness.s3()
-        harness.vendors(latency=0)
+        harness.vendors(latency=0, size=args.size, content=args.content)
         url, server = harness.gunicorn()
         harness.django()
 
@@ -88,7 +89,8 @@ def main() -> None:
 
         print(
             f"POST /image-gen overhead: {args.requests} calls per side after {args.warmup} "
-            "warm-up, interleaved, zero-latency fake vendor, 1024x1024 images, S3 on moto"
+            f"warm-up, interleaved, zero-latency fake vendor, {args.size} {args.content} images, "
+            "S3 on moto"
         )
         print(f"{'':24}{'p50 ms':>10}{'p95 ms':>10}")
         rows = {

@@ -14,7 +14,7 @@ import argparse
 import time
 
 import requests
-from _harness import Harness, TreeSampler, verdict
+from _harness import Harness, TreeSampler, image_arguments, verdict
 
 TARGET_RATE = 25.0
 LATENCY = 2.0
@@ -27,14 +27,14 @@ PROMPTS = (
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=200)
-    parser.add_argument("--size", default="1024x1024", help="the fake vendors' image size, WxH")
+    image_arguments(parser)
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args()
 
     with Harness() as harness:
         harness.database()
         harness.s3()
-        harness.vendors(latency=LATENCY, size=args.size)
+        harness.vendors(latency=LATENCY, size=args.size, content=args.content)
         worker = harness.celery_worker()
         url, _ = harness.gunicorn()
         harness.django()
@@ -69,7 +69,8 @@ def main() -> None:
         counts = progress["counts"]
         rate = counts["succeeded"] / elapsed
         print(
-            f"storyboard: {args.items} items, vendor latency {LATENCY:.0f} s, {args.size} images, "
+            f"storyboard: {args.items} items, vendor latency {LATENCY:.0f} s, "
+            f"{args.size} {args.content} images, "
             "one Celery worker (threads pool), Redis broker, S3 on moto"
         )
         print(f"POST /image-gen/batch answered 202 after {accepted_after:.2f} s")

@@ -41,15 +41,21 @@ class FakeVendorServer:
     """`with FakeVendorServer() as vendors:`, then script faults with `vendors.script(...)`."""
 
     def __init__(
-        self, *, latency: float = 0.0, image_size: tuple[int, int] = (64, 36), port: int = 0
+        self,
+        *,
+        latency: float = 0.0,
+        image_size: tuple[int, int] = (64, 36),
+        content: vendor_payloads.Content = "flat",
+        port: int = 0,
     ) -> None:
         self.latency = latency
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self._lock = threading.Lock()
         self.requests: list[tuple[str, dict[str, Any], dict[str, str]]] = []
         self._arrivals: list[tuple[str, float]] = []
-        self._recraft_image = vendor_payloads.image_bytes("WEBP", image_size)
-        self._gemini_image = vendor_payloads.image_bytes("PNG", image_size)
+        self._recraft_image = vendor_payloads.image_bytes("WEBP", image_size, content=content)
+        self._gemini_image = vendor_payloads.image_bytes("PNG", image_size, content=content)
+        self._success_bodies: dict[tuple[str, str], bytes] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._server.request_queue_size = 256
@@ -108,11 +114,24 @@ class FakeVendorServer:
         with self._lock:
             if self._scripts[vendor]:
                 return self._scripts[vendor].popleft()
-        if vendor == "recraft":
-            body = vendor_payloads.recraft_success(self._recraft_image)
-        else:
-            body = vendor_payloads.gemini_success(self._gemini_image, model=model)
-        return Reply(body=body, delay=self.latency)
+        return Reply(
+            body=self._success_body(vendor, model),
+            headers={"Content-Type": "application/json"},
+            delay=self.latency,
+        )
+
+    def _success_body(self, vendor: str, model: str) -> bytes:
+        """The answer with the image, encoded once per vendor and model: a real vendor's base64
+        and JSON encoding does not run on the machine under test (a photo-like 1024x1024 PNG
+        is a 2.4 MB body)."""
+        body = self._success_bodies.get((vendor, model))
+        if body is None:
+            if vendor == "recraft":
+                payload = vendor_payloads.recraft_success(self._recraft_image)
+            else:
+                payload = vendor_payloads.gemini_success(self._gemini_image, model=model)
+            body = self._success_bodies.setdefault((vendor, model), json.dumps(payload).encode())
+        return body
 
     # -- HTTP ------------------------------------------------------------------------------
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -190,9 +209,17 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--size", default="1024x1024", help="image size, WxH")
+    parser.add_argument(
+        "--content",
+        choices=vendor_payloads.CONTENTS,
+        default="flat",
+        help="what the images show (see vendor_payloads.image_bytes)",
+    )
     args = parser.parse_args()
     width, height = (int(part) for part in args.size.split("x"))
-    server = FakeVendorServer(latency=args.latency, image_size=(width, height), port=args.port)
+    server = FakeVendorServer(
+        latency=args.latency, image_size=(width, height), content=args.content, port=args.port
+    )
     print(f"fake vendors on {server.recraft_url} and {server.gemini_url}", flush=True)
     server.start()
     try:

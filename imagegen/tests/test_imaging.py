@@ -250,3 +250,14 @@ def test_a_refused_allocator_setting_is_logged(monkeypatch, caplog):
         assert imaging.tune_allocator()
 
     assert "was refused" in caplog.text
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "PNG"])
+def test_the_fakes_photo_like_images_carry_detail_and_convert(fmt):
+    # The benchmarks' `--content photo`: a flat colour would make decoding look cheap.
+    photo = vendor_payloads.image_bytes(fmt, (256, 192), content="photo")
+
+    assert photo == vendor_payloads.image_bytes(fmt, (256, 192), content="photo")
+    assert len(photo) > 10 * len(vendor_payloads.image_bytes(fmt, (256, 192)))
+    jpeg = to_jpeg(photo)
+    assert (jpeg.width, jpeg.height) == (256, 192)
