@@ -102,11 +102,14 @@ _M_ARENA_MAX = -8
 
 
 def _mallopt() -> Callable[[int, int], int] | None:
-    """glibc's `mallopt`, or None under another C library (musl, macOS)."""
+    """glibc's `mallopt`, or None under another C library (musl, macOS, Windows)."""
     try:
-        return ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):
         return None
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    return mallopt
 
 
 def tune_allocator() -> bool:
@@ -115,11 +118,12 @@ def tune_allocator() -> bool:
     Out of the box glibc serves each block over its mmap threshold (128 KiB at start) with a new
     mapping and unmaps it when freed, and gives back free heap above its trim threshold. A
     1024x1024 conversion allocates about 16 MB in 4 MB blocks (the decoder's canvas, the decoded
-    image, its RGB copy), so every conversion faulted some 4,000 fresh pages in again: 10 ms of
-    CPU in a 25 ms `POST /image-gen` (bench/overhead.py). With a fixed mmap threshold above those
-    blocks and a trim threshold above a few conversions' worth, a freed block is reused by the
-    next conversion. The arena cap bounds how many heaps keep such free space: gunicorn and the
-    Celery worker run many threads, and glibc gives up to 8 heaps per core.
+    image, its RGB copy), so every WebP conversion (Recraft's format) in a request thread faulted
+    some 2,000-4,000 fresh pages in again: 10 ms of CPU in a 25 ms `POST /image-gen`
+    (bench/overhead.py). With a fixed mmap threshold above those blocks and a trim threshold
+    above a few conversions' worth, a freed block is reused by the next conversion. The arena
+    cap bounds how many heaps keep such free space: gunicorn and the Celery worker run many
+    threads, and glibc gives up to 8 heaps per core.
     `IMAGEGEN_MALLOC_*` settings set the values; 0 leaves that one at glibc's default.
     Returns False when the C library is not glibc (nothing is changed then).
     https://man7.org/linux/man-pages/man3/mallopt.3.html
@@ -132,6 +136,9 @@ def tune_allocator() -> bool:
         (_M_MMAP_THRESHOLD, settings.IMAGEGEN_MALLOC_MMAP_THRESHOLD),
         (_M_TRIM_THRESHOLD, settings.IMAGEGEN_MALLOC_TRIM_THRESHOLD),
     ):
-        if value and not mallopt(parameter, value):
+        if not value:
+            continue
+        # ctypes would cut a value past a C int silently (2**32 to 0: "trim always").
+        if not 0 < value < 2**31 or not mallopt(parameter, value):
             logger.warning("mallopt(%d, %d) was refused; keeping glibc's default", parameter, value)
     return True

@@ -219,7 +219,14 @@ def test_conversions_in_a_worker_thread_reuse_memory_instead_of_faulting_it_in()
         text=True,
         check=True,
         cwd=settings.BASE_DIR,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+        env={
+            **{
+                name: value
+                for name, value in os.environ.items()
+                if not name.startswith("IMAGEGEN_MALLOC_") and name != "LD_PRELOAD"
+            },
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        },
     )
 
     assert int(result.stdout) < 200
@@ -250,6 +257,19 @@ def test_a_refused_allocator_setting_is_logged(monkeypatch, caplog):
         assert imaging.tune_allocator()
 
     assert "was refused" in caplog.text
+
+
+@pytest.mark.skipif(imaging._mallopt() is None, reason="the allocator is only tuned under glibc")
+def test_an_allocator_setting_past_a_c_int_is_refused_not_truncated(settings, caplog):
+    # 2**32 would reach mallopt as 0 ("trim always") if ctypes cut it to a C int.
+    settings.IMAGEGEN_MALLOC_ARENA_MAX = 0
+    settings.IMAGEGEN_MALLOC_MMAP_THRESHOLD = 0
+    settings.IMAGEGEN_MALLOC_TRIM_THRESHOLD = 2**32
+
+    with caplog.at_level("WARNING", logger="imagegen.imaging"):
+        imaging.tune_allocator()
+
+    assert f"mallopt(-1, {2**32}) was refused" in caplog.text
 
 
 @pytest.mark.parametrize("fmt", ["WEBP", "PNG"])
