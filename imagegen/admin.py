@@ -282,6 +282,14 @@ class GeneratedImageAdmin(GuardedChangeListMixin, admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet
     ) -> HttpResponseRedirect | None:
         images = list(queryset[: MAX_REGENERATE_AT_ONCE + 1])
+        if not images:
+            self.message_user(
+                request,
+                "None of the selected images exists any more (deleted meanwhile?); "
+                "nothing was regenerated.",
+                messages.WARNING,
+            )
+            return None
         if len(images) > MAX_REGENERATE_AT_ONCE:
             self.message_user(
                 request,

@@ -494,6 +494,19 @@ def test_regenerate_refuses_too_many_at_once(admin_client, vendors):
     assert vendors.calls("recraft") == vendors.calls("gemini") == 0
 
 
+def test_regenerate_says_so_when_the_selected_images_are_gone(admin_client, vendors):
+    image = GeneratedImageFactory()
+    gone = GeneratedImage(pk=image.pk)
+    image.delete()
+
+    response = regenerate(admin_client, [gone])
+
+    assert messages_of(response) == [
+        "None of the selected images exists any more (deleted meanwhile?); nothing was regenerated."
+    ]
+    assert vendors.calls("recraft") == vendors.calls("gemini") == 0
+
+
 def test_regenerate_needs_the_change_permission(client, vendors):
     staff = UserFactory(is_staff=True)
     staff.user_permissions.add(Permission.objects.get(codename="view_generatedimage"))
