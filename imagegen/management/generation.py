@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.management.base import CommandError
+from django.utils.text import Truncator
 
 from config.exceptions import validation_message
+from config.ids import ID_PATTERN
 from imagegen import services
-from imagegen.serializers import GenerationAnswerSerializer, ImageGenerateSerializer
+from imagegen.serializers import (
+    PROJECT_ID_MESSAGE,
+    GenerationAnswerSerializer,
+    ImageGenerateSerializer,
+)
 from projects.models import Project
 
 
 def get_project(project_id: str) -> Project:
     """The project, or a `CommandError` that says how to find a valid id."""
+    where = "Project ids are listed in the admin (/admin/projects/project/) and by GET /projects."
+    if not re.fullmatch(ID_PATTERN, project_id):
+        shown = Truncator(repr(project_id)).chars(50)
+        raise CommandError(f"--project {shown} is not a project id: {PROJECT_ID_MESSAGE} {where}")
     project = Project.objects.select_related("owner").filter(pk=project_id).first()
     if project is None:
-        raise CommandError(
-            f"No project with id {project_id!r}. Project ids are listed in the admin "
-            "(/admin/projects/project/) and by GET /projects."
-        )
+        raise CommandError(f"No project with id {project_id!r}. {where}")
     return project
 
 

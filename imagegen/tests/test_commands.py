@@ -135,6 +135,16 @@ def test_generate_image_refuses_an_unknown_project(vendors):
     assert not GeneratedImage.objects.exists()
 
 
+@pytest.mark.parametrize("project_id", ["x" * 10_000, "c0mf\x00", "", "proj 1", "p\ud800"])
+def test_generate_image_refuses_what_cannot_be_a_project_id(vendors, project_id):
+    _, message = run_failing("generate_image", "--project", project_id, "--prompt", "A desk")
+
+    assert message.startswith("--project ")
+    assert "is not a project id: Must be a project's id, as /projects gives it" in message
+    assert len(message) < 300
+    assert not GeneratedImage.objects.exists()
+
+
 def test_generate_image_failure_prints_the_api_error_and_exits_non_zero(project, vendors, no_sleep):
     vendors.recraft(503, b"overloaded")
     vendors.gemini(503, vendor_payloads.gemini_error(503, "UNAVAILABLE"))
@@ -185,9 +195,18 @@ GOOD_ROW = "A desk at dawn,photography,seg-1,,"
         ),
         ("board.csv", "visual_prompt,art-style,uuid\n", "(unknown: art-style)"),
         ("board.csv", "visual_prompt,art_style,uuid,uuid\n", "each once"),
-        ("board.csv", csv_rows("A desk,photo,seg-1,,,surplus"), "Row 2 does not have 5 cells"),
-        ("board.csv", csv_rows("A desk,photo"), "Row 2 does not have 5 cells"),
-        ("board.csv", csv_rows('"A desk,photo,seg-1,,'), "Malformed CSV"),
+        ("board.csv", csv_rows("A desk,photo,seg-1,,,surplus"), "row at line 2 does not have 5"),
+        ("board.csv", csv_rows("A desk,photo"), "The row at line 2 does not have 5 cells"),
+        (
+            "board.csv",
+            csv_rows(GOOD_ROW, '"A cat\non two lines",photo,seg-2,,', "A dog,photo"),
+            "The row at line 5 does not have 5 cells",
+        ),
+        (
+            "board.csv",
+            csv_rows(GOOD_ROW, '"A desk,photo,seg-2,,', "A cat,photo,seg-3,,"),
+            "Malformed CSV in the row at line 3: unexpected end of data",
+        ),
         ("board.csv", "visual_prompt,art_style,uuid\nCaf\xe9,x,y\n".encode("latin-1"), "UTF-8"),
         ("board.json", "[{", "Invalid JSON: "),
         ("board.json", "[" * 100_000 + "]" * 100_000, "Invalid JSON: "),

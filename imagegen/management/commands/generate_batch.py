@@ -201,20 +201,25 @@ def read_items(path: Path, file_format: str) -> list[dict[str, Any]]:
 
 def read_csv(file) -> list[dict[str, Any]]:
     reader = csv.DictReader(file, strict=True)
+    # The line a record starts on: a quoted cell may span lines, and an unterminated quote is
+    # only noticed at the end of the file.
+    start = 1
     try:
         header = [name.strip() for name in reader.fieldnames or ()]
         check_header(header)
         reader.fieldnames = header
         items = []
+        start = reader.line_num + 1
         for row in reader:
             if None in row or None in row.values():
                 raise CommandError(
-                    f"Row {reader.line_num} does not have {len(header)} cells, like the header."
+                    f"The row at line {start} does not have {len(header)} cells, like the header."
                 )
             # An empty optional cell means "the default".
             items.append({key: value for key, value in row.items() if value or key in REQUIRED})
+            start = reader.line_num + 1
     except csv.Error as exc:
-        raise CommandError(f"Malformed CSV at line {reader.line_num}: {exc}") from exc
+        raise CommandError(f"Malformed CSV in the row at line {start}: {exc}") from exc
     return items
 
 
