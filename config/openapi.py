@@ -27,7 +27,7 @@ ERROR_MEANINGS = {
     400: "Invalid input: the field is named in `message` and `errors`. Nothing was changed.",
     401: "Missing, expired or invalid access token.",
     404: "It does not exist, or it is not yours (the two are indistinguishable).",
-    409: "The uuid holds a different prompt (`uuid_conflict`), or is being generated right now "
+    409: "The uuid holds a different prompt (`uuid_conflict`), or is being generated or queued "
     "(`in_progress`, with `Retry-After`).",
     413: "The body is over 1 MiB.",
     415: "The body is not JSON.",

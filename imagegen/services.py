@@ -209,8 +209,14 @@ def _is_replay(
 
 
 def _check_claimable(image: GeneratedImage) -> None:
-    active = (GeneratedImage.Status.PENDING, GeneratedImage.Status.RUNNING)
-    if image.status in active and not _is_stale(image):
+    if image.status == GeneratedImage.Status.PENDING:
+        raise GenerationInProgress(
+            f"An image for uuid {image.uuid!r} is queued for generation in the background; "
+            f"follow it with GET /image-gen?id={image.id}, or retry later to get the result.",
+            headers={"Retry-After": "5"},
+            id=image.id,
+        )
+    if image.status == GeneratedImage.Status.RUNNING and not _is_stale(image):
         raise GenerationInProgress(
             _in_progress_message(image.uuid), headers={"Retry-After": "5"}, id=image.id
         )

@@ -153,8 +153,16 @@ def test_retry_after_a_safety_block_may_rephrase_the_prompt(api, project, vendor
     assert (row.status, row.visual_prompt) == ("succeeded", "A calm lake at dawn")
 
 
-@pytest.mark.parametrize("status", [GeneratedImage.Status.PENDING, GeneratedImage.Status.RUNNING])
-def test_request_for_a_uuid_being_generated_is_a_409_in_progress(api, project, vendors, status):
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        (GeneratedImage.Status.PENDING, "is queued for generation in the background; follow it"),
+        (GeneratedImage.Status.RUNNING, "is being generated right now"),
+    ],
+)
+def test_request_for_a_uuid_being_generated_is_a_409_in_progress(
+    api, project, vendors, status, says
+):
     image = GeneratedImageFactory(
         project=project,
         uuid=SEED_POST["uuid"],
@@ -171,7 +179,7 @@ def test_request_for_a_uuid_being_generated_is_a_409_in_progress(api, project, v
     assert response["Retry-After"] == "5"
     body = response.json()
     assert (body["success"], body["code"], body["id"]) == (False, "in_progress", image.id)
-    assert "being generated right now" in body["message"]
+    assert says in body["message"]
     assert vendor_calls(vendors) == 0
     image.refresh_from_db()
     assert image.status == status
