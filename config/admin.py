@@ -1,9 +1,11 @@
-"""What every admin page of ours shares: query parameters that cannot fail with a 500."""
+"""What every admin page of ours shares: query parameters that cannot fail with a 500, and
+filters that always apply."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.db import DatabaseError, transaction
@@ -39,3 +41,15 @@ class GuardedChangeListMixin:
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return GuardedChangeList
+
+
+class RelatedOnlyFilter(admin.RelatedOnlyFieldListFilter):
+    """Filter by a related object, among those that have rows here, and always apply when used.
+
+    Django drops a related filter with fewer than two choices from the changelist, and its
+    query parameter with it: `?project__id__exact=<a project with no images>` then listed every
+    project's images, ready to be exported or deleted. In use, it is kept, and filters.
+    """
+
+    def has_output(self) -> bool:
+        return bool(self.used_parameters) or super().has_output()

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
-from config.admin import GuardedChangeListMixin
+from config.admin import GuardedChangeListMixin, RelatedOnlyFilter
 from config.exceptions import ServiceError
 from imagegen import services
 from imagegen.models import GeneratedImage, GenerationAttempt
@@ -27,6 +27,10 @@ admin.site.site_header = admin.site.site_title = "Image generation admin"
 admin.site.index_title = "Images, projects and users"
 admin.site.site_url = "/docs"
 
+# An action on rows deleted since the list was shown (in another tab, by someone else).
+SELECTION_GONE = (
+    "None of the selected images exists any more (deleted meanwhile?); nothing was {done}."
+)
 # One admin request runs the regenerations one after another: keep it within a request's time.
 MAX_REGENERATE_AT_ONCE = 10
 EDITABLE_FIELDS = ("visual_prompt", "art_style")
@@ -171,8 +175,8 @@ class GeneratedImageAdmin(GuardedChangeListMixin, admin.ModelAdmin):
     list_filter = (
         ("model", RouteListFilter),
         "status",
-        ("project", admin.RelatedOnlyFieldListFilter),
-        ("user", admin.RelatedOnlyFieldListFilter),
+        ("project", RelatedOnlyFilter),
+        ("user", RelatedOnlyFilter),
         "created_at",
     )
     list_select_related = ("project", "user")
@@ -283,12 +287,7 @@ class GeneratedImageAdmin(GuardedChangeListMixin, admin.ModelAdmin):
     ) -> HttpResponseRedirect | None:
         images = list(queryset[: MAX_REGENERATE_AT_ONCE + 1])
         if not images:
-            self.message_user(
-                request,
-                "None of the selected images exists any more (deleted meanwhile?); "
-                "nothing was regenerated.",
-                messages.WARNING,
-            )
+            self.message_user(request, SELECTION_GONE.format(done="regenerated"), messages.WARNING)
             return None
         if len(images) > MAX_REGENERATE_AT_ONCE:
             self.message_user(
@@ -330,7 +329,12 @@ class GeneratedImageAdmin(GuardedChangeListMixin, admin.ModelAdmin):
         return None
 
     @admin.action(description="Export selected images as CSV", permissions=("view",))
-    def export_as_csv(self, request: HttpRequest, queryset: QuerySet) -> StreamingHttpResponse:
+    def export_as_csv(
+        self, request: HttpRequest, queryset: QuerySet
+    ) -> StreamingHttpResponse | None:
+        if not queryset.exists():
+            self.message_user(request, SELECTION_GONE.format(done="exported"), messages.WARNING)
+            return None
         rows = queryset.select_related("project", "user").order_by("created_at", "id")
         response = StreamingHttpResponse(_csv_lines(rows.iterator()), content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="images.csv"'

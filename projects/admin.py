@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework import serializers
 
-from config.admin import GuardedChangeListMixin
+from config.admin import GuardedChangeListMixin, RelatedOnlyFilter
 from imagegen.admin import prompt_excerpt, route, style_excerpt, success, thumbnail
 from imagegen.models import GeneratedImage
 from projects import selectors, services
@@ -69,7 +69,7 @@ class ProjectAdmin(GuardedChangeListMixin, admin.ModelAdmin):
     form = ProjectForm
     list_display = ("name", "id", "owner", "image_count", "total_cost", "created_at")
     list_select_related = ("owner",)
-    list_filter = (("owner", admin.RelatedOnlyFieldListFilter), "created_at")
+    list_filter = (("owner", RelatedOnlyFilter), "created_at")
     search_fields = ("name", "id", "owner__username")
     date_hierarchy = "created_at"
     fields = ("name", "owner", "id", "image_count", "total_cost", "images_link", "created_at")

@@ -1,11 +1,13 @@
 """Admin changelists answer impossible query parameters with the admin's "invalid lookup"
-redirect, never a 500."""
+redirect, never a 500, and apply every filter they are given."""
 
 from __future__ import annotations
 
 import pytest
 
+from accounts.tests.factories import UserFactory
 from imagegen.tests.factories import GeneratedImageFactory
+from projects.tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -46,3 +48,21 @@ def test_good_lookups_still_filter(admin_client):
 
     assert response.status_code == 200
     assert [image.pk for image in response.context["cl"].result_list] == [kept.pk]
+
+
+def test_a_related_filter_with_one_choice_still_filters(admin_client):
+    """Django hides a related filter with a single choice; its parameter must still apply."""
+    image = GeneratedImageFactory()
+    empty = ProjectFactory()
+    idle = UserFactory()
+
+    def listed(changelist: str, query: str) -> list[str]:
+        response = admin_client.get(f"{changelist}?{query}")
+        assert response.status_code == 200
+        return [row.pk for row in response.context["cl"].result_list]
+
+    assert listed(IMAGES, f"project__id__exact={empty.pk}") == []
+    assert listed(IMAGES, f"user__id__exact={idle.pk}") == []
+    assert listed(IMAGES, f"project__id__exact={image.project_id}") == [image.pk]
+    assert listed(PROJECTS, f"owner__id__exact={idle.pk}") == []
+    assert listed(PROJECTS, f"owner__id__exact={empty.owner_id}") == [empty.pk]

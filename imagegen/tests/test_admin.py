@@ -494,15 +494,21 @@ def test_regenerate_refuses_too_many_at_once(admin_client, vendors):
     assert vendors.calls("recraft") == vendors.calls("gemini") == 0
 
 
-def test_regenerate_says_so_when_the_selected_images_are_gone(admin_client, vendors):
+@pytest.mark.parametrize(
+    ("action", "done"), [("regenerate_selected", "regenerated"), ("export_as_csv", "exported")]
+)
+def test_actions_say_so_when_the_selected_images_are_gone(admin_client, vendors, action, done):
     image = GeneratedImageFactory()
-    gone = GeneratedImage(pk=image.pk)
+    image_id = image.pk
     image.delete()
 
-    response = regenerate(admin_client, [gone])
+    response = admin_client.post(
+        IMAGES, {"action": action, "_selected_action": [image_id]}, follow=True
+    )
 
+    assert response["Content-Type"].startswith("text/html")
     assert messages_of(response) == [
-        "None of the selected images exists any more (deleted meanwhile?); nothing was regenerated."
+        f"None of the selected images exists any more (deleted meanwhile?); nothing was {done}."
     ]
     assert vendors.calls("recraft") == vendors.calls("gemini") == 0
 
