@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 
 from config.views import bad_request
 
@@ -13,20 +13,29 @@ logger = logging.getLogger(__name__)
 
 
 def reject_nul_bytes(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:
-    """A NUL byte in the path or the query string is a 400 in the API's error shape, also with
-    DEBUG on, logged as a warning (a scanner's probes must not fill the error log).
+    """A NUL byte in the path, the query string or a posted form is a 400 in the API's error
+    shape, also with DEBUG on, logged as a warning (a scanner's probes must not fill the error
+    log).
 
-    No URL of ours has one, and PostgreSQL can neither store nor compare one: an admin filter
-    or object URL carrying `%00` reached the database and failed there with a 500.
+    No URL or form field of ours has one, and PostgreSQL can neither store nor compare one: an
+    admin filter, object URL or action (`_selected_action=%00`) carrying one reached the
+    database and failed there with a 500. JSON bodies are the API's serializers' to check.
     """
 
     def middleware(request: HttpRequest) -> HttpResponse:
-        if "\x00" in request.path or any(
-            "\x00" in key or any("\x00" in value for value in values)
-            for key, values in request.GET.lists()
-        ):
+        if "\x00" in request.path or _has_nul(request.GET):
             logger.warning("nul_byte_in_url path=%r", request.path[:200])
+            return bad_request(request)
+        # Only form bodies are parsed here (request.POST is empty for any other content type).
+        if request.method == "POST" and _has_nul(request.POST):
+            logger.warning("nul_byte_in_form path=%r", request.path[:200])
             return bad_request(request)
         return get_response(request)
 
     return middleware
+
+
+def _has_nul(data: QueryDict) -> bool:
+    return any(
+        "\x00" in key or any("\x00" in value for value in values) for key, values in data.lists()
+    )

@@ -1,4 +1,5 @@
-"""A NUL byte anywhere in a URL is a 400 in the error shape, for the API and the admin alike."""
+"""A NUL byte anywhere in a URL or a posted form is a 400 in the error shape, for the API and
+the admin alike."""
 
 from __future__ import annotations
 
@@ -27,6 +28,35 @@ def test_admin_urls_with_a_nul_byte_are_a_400(admin_client, url):
         "message": "Malformed request.",
         "code": "bad_request",
     }
+
+
+@pytest.mark.parametrize(
+    ("url", "form"),
+    [
+        ("/admin/imagegen/generatedimage/", {"action": "export_as_csv"}),
+        ("/admin/imagegen/generatedimage/", {"action": "regenerate_selected"}),
+        ("/admin/imagegen/generatedimage/", {"action": "delete_selected"}),
+        ("/admin/imagegen/generatedimage/", {"action": "delete_selected", "post": "yes"}),
+        ("/admin/projects/project/", {"action": "delete_selected"}),
+    ],
+)
+def test_admin_actions_with_a_nul_byte_are_a_400_and_change_nothing(
+    admin_client, caplog, url, form
+):
+    image = GeneratedImageFactory()
+
+    response = admin_client.post(url, {**form, "_selected_action": ["\x00", image.pk]})
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad_request"
+    assert [record.getMessage() for record in caplog.records] == [f"nul_byte_in_form path={url!r}"]
+    image.refresh_from_db()
+
+
+def test_a_nul_byte_in_a_form_field_name_is_a_400(admin_client):
+    response = admin_client.post("/admin/imagegen/generatedimage/", {"a\x00": "1"})
+
+    assert response.status_code == 400
 
 
 @pytest.mark.parametrize("debug", [False, True])
