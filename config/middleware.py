@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http.multipartparser import MultiPartParserError
 
 from config.views import bad_request
 
@@ -26,13 +27,28 @@ def reject_nul_bytes(get_response: Callable[[HttpRequest], HttpResponse]) -> Cal
         if "\x00" in request.path or _has_nul(request.GET):
             logger.warning("nul_byte_in_url path=%r", request.path[:200])
             return bad_request(request)
-        # Only form bodies are parsed here (request.POST is empty for any other content type).
-        if request.method == "POST" and _has_nul(request.POST):
+        if _has_nul(_posted_form(request)):
             logger.warning("nul_byte_in_form path=%r", request.path[:200])
             return bad_request(request)
         return get_response(request)
 
     return middleware
+
+
+def _posted_form(request: HttpRequest) -> QueryDict:
+    """A POST's form fields, or nothing for any other request or body."""
+    if request.method != "POST" or request.content_type not in _FORM_TYPES:
+        return QueryDict()
+    # Buffered first: a multipart form parsed straight from the stream leaves a view (the API's,
+    # which answers 415 to any form) no body to read.
+    request.body  # noqa: B018
+    try:
+        return request.POST
+    except MultiPartParserError:
+        return QueryDict()  # malformed: the view refuses it in its own way
+
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def _has_nul(data: QueryDict) -> bool:
