@@ -15,6 +15,7 @@ from django.core.files.storage import default_storage
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils import timezone
+from django.utils.text import Truncator
 from rest_framework import serializers
 from rest_framework.request import Request
 
@@ -49,10 +50,23 @@ class ModelChoiceField(StrictCharField):
         value = super().to_internal_value(data)
         choices = ["auto", *get_providers()]
         if value not in choices:
+            shown = repr(Truncator(value).chars(40))
             raise serializers.ValidationError(
-                f"Unknown model {value!r}; choose one of: {', '.join(choices)}."
+                f"Unknown model {shown}; choose one of: {', '.join(choices)}."
             )
         return value
+
+
+def aspect_ratio_field() -> serializers.ChoiceField:
+    """One of the ratios every provider can make; a wrong one is not echoed back."""
+    return serializers.ChoiceField(
+        choices=ASPECT_RATIOS,
+        required=False,
+        error_messages={
+            "invalid_choice": f"Not a supported aspect ratio; choose one of: "
+            f"{', '.join(ASPECT_RATIOS)}."
+        },
+    )
 
 
 class ImageGenerateSerializer(serializers.Serializer):
@@ -68,7 +82,7 @@ class ImageGenerateSerializer(serializers.Serializer):
     )
     projectId = project_id_field()  # noqa: N815  (the seed's name)
     model = ModelChoiceField(required=False, default="auto")
-    aspect_ratio = serializers.ChoiceField(choices=ASPECT_RATIOS, required=False)
+    aspect_ratio = aspect_ratio_field()
 
 
 class ImagePatchSerializer(serializers.Serializer):

@@ -23,7 +23,7 @@ def get_project(project_id: str) -> Project:
     """The project, or a `CommandError` that says how to find a valid id."""
     where = "Project ids are listed in the admin (/admin/projects/project/) and by GET /projects."
     if not re.fullmatch(ID_PATTERN, project_id):
-        shown = Truncator(repr(project_id)).chars(50)
+        shown = repr(Truncator(project_id).chars(40))
         raise CommandError(f"--project {shown} is not a project id: {PROJECT_ID_MESSAGE} {where}")
     project = Project.objects.select_related("owner").filter(pk=project_id).first()
     if project is None:

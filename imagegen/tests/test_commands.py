@@ -229,7 +229,7 @@ GOOD_ROW = "A desk at dawn,photography,seg-1,,"
         ),
         ("board.csv", csv_rows(GOOD_ROW, GOOD_ROW), "item 2: uuid 'seg-1' appears more than once"),
         ("board.csv", csv_rows("A desk,photo,seg-1,dall-e,"), "Unknown model 'dall-e'"),
-        ("board.csv", csv_rows("A desk,photo,seg-1,,5:4"), '"5:4" is not a valid choice.'),
+        ("board.csv", csv_rows("A desk,photo,seg-1,,5:4"), "Not a supported aspect ratio"),
     ],
 )
 def test_batch_refuses_bad_files_and_changes_nothing(

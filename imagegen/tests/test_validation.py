@@ -94,6 +94,18 @@ def test_bad_field_is_a_400_naming_it_that_changes_nothing(api, project, vendors
     assert nothing_written(vendors)
 
 
+@pytest.mark.parametrize(
+    "field", ["visual_prompt", "art_style", "uuid", "projectId", "model", "aspect_ratio"]
+)
+def test_a_huge_value_is_refused_without_being_echoed(api, project, vendors, field):
+    response = post_image(api, project, **{field: "x" * 100_000})
+
+    body = assert_error_shape(response, 400)
+    assert list(body["errors"]) == [field]
+    assert len(response.content) < 1_000
+    assert nothing_written(vendors)
+
+
 def test_the_project_id_is_taken_exactly_as_sent(api, project, vendors):
     body = assert_error_shape(post_image(api, project, projectId=f" {project.id}\n"), 400)
 
