@@ -106,6 +106,19 @@ def test_a_huge_value_is_refused_without_being_echoed(api, project, vendors, fie
     assert nothing_written(vendors)
 
 
+@pytest.mark.parametrize("field", ["model", "aspect_ratio"])
+@pytest.mark.parametrize("path", ["/image-gen", "/image-gen/batch"])
+def test_a_lone_surrogate_in_a_choice_is_a_400(api, project, vendors, field, path):
+    item = {**SEED_POST, field: "\ud800"}
+    body = item if path == "/image-gen" else {"items": [item]}
+    raw = json.dumps({**body, "projectId": project.id})  # ASCII: \ud800 escaped, as JSON allows
+
+    response = api.post(path, raw, content_type="application/json")
+
+    assert_error_shape(response, 400)
+    assert nothing_written(vendors)
+
+
 def test_the_project_id_is_taken_exactly_as_sent(api, project, vendors):
     body = assert_error_shape(post_image(api, project, projectId=f" {project.id}\n"), 400)
 
