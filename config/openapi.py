@@ -29,6 +29,7 @@ ERROR_MEANINGS = {
     404: "It does not exist, or it is not yours (the two are indistinguishable).",
     409: "The uuid holds a different prompt (`uuid_conflict`), or is being generated or queued "
     "(`in_progress`, with `Retry-After`).",
+    411: "The body was sent chunked: send it with a `Content-Length` header.",
     413: "The body is over 1 MiB.",
     415: "The body is not JSON.",
     422: "The vendors' safety filters refused the content (`content_blocked`); rephrase it.",

@@ -18,6 +18,14 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Jso
     return _error("Malformed request.", "bad_request", 400)
 
 
+def length_required(request: HttpRequest) -> JsonResponse:
+    return _error(
+        "Send the body with a Content-Length header; chunked request bodies are not supported.",
+        "length_required",
+        411,
+    )
+
+
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return _error("You do not have permission to do this.", "permission_denied", 403)
 

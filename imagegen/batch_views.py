@@ -38,7 +38,7 @@ class BatchCreateView(APIView):
         request=ImageBatchCreateSerializer,
         responses={
             202: BatchAcceptedSerializer,
-            **error_responses(400, 401, 404, 409, 413, 415, 429),
+            **error_responses(400, 401, 404, 409, 411, 413, 415, 429),
         },
     )
     def post(self, request: Request) -> Response:

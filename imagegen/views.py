@@ -120,6 +120,7 @@ class ImageListCreateView(generics.ListAPIView):
                 401,
                 404,
                 409,
+                411,
                 413,
                 415,
                 422,
@@ -201,7 +202,7 @@ class ImageDetailView(generics.RetrieveAPIView):
                     "image": ImageWithProjectSerializer(),
                 },
             ),
-            **error_responses(400, 401, 404, 413, 415),
+            **error_responses(400, 401, 404, 411, 413, 415),
         },
         examples=[openapi.PATCH_REQUEST, openapi.PATCH_ANSWER],
     )

@@ -36,7 +36,7 @@ PROJECT_EXAMPLES = [
     ),
     create=extend_schema(
         summary="Create a project",
-        responses={201: ProjectSerializer, **error_responses(400, 401, 413, 415)},
+        responses={201: ProjectSerializer, **error_responses(400, 401, 411, 413, 415)},
         examples=PROJECT_EXAMPLES,
     ),
     retrieve=extend_schema(
@@ -44,7 +44,7 @@ PROJECT_EXAMPLES = [
     ),
     partial_update=extend_schema(
         summary="Rename a project",
-        responses={200: ProjectSerializer, **error_responses(400, 401, 404, 413, 415)},
+        responses={200: ProjectSerializer, **error_responses(400, 401, 404, 411, 413, 415)},
         examples=PROJECT_EXAMPLES,
     ),
     destroy=extend_schema(

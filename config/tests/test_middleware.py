@@ -1,5 +1,5 @@
-"""A NUL byte anywhere in a URL or a posted form is a 400 in the error shape, for the API and
-the admin alike."""
+"""Requests refused before any view: a NUL byte anywhere in a URL or a posted form (400), a
+chunked body without a length (411); in the error shape, for the API and the admin alike."""
 
 from __future__ import annotations
 
@@ -83,3 +83,35 @@ def test_urls_without_one_are_served(admin_client, api, project):
 
     assert admin_client.get(f"/admin/imagegen/generatedimage/{image.pk}/change/").status_code == 200
     assert api.get("/image-gen", {"id": image.pk}).status_code == 200
+
+
+@pytest.mark.parametrize("method", ["post", "patch", "put"])
+def test_a_chunked_body_without_a_length_is_a_411_that_changes_nothing(api, project, method):
+    response = getattr(api, method)(
+        f"/projects/{project.id}",
+        b'{"name": "Renamed"}',
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        CONTENT_LENGTH="",  # as a chunked request arrives: no length
+    )
+
+    assert response.status_code == 411
+    assert response.json() == {
+        "success": False,
+        "message": "Send the body with a Content-Length header; chunked request bodies are not "
+        "supported.",
+        "code": "length_required",
+    }
+    project.refresh_from_db()
+    assert project.name != "Renamed"
+
+
+def test_a_body_with_its_length_is_served_whatever_transfer_encoding_says(api, project):
+    response = api.patch(
+        f"/projects/{project.id}",
+        {"name": "Renamed"},
+        format="json",
+        headers={"Transfer-Encoding": "chunked"},
+    )
+
+    assert response.status_code == 200
