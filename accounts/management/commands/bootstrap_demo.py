@@ -5,16 +5,17 @@ from __future__ import annotations
 import secrets
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
+from config.commands import OperatorCommand
 from projects.models import Project
 
 DEMO_PROJECT = "Demo video project"
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Create (or reset) the local demo user and its demo project, and print the credentials, "
         "a fresh access token and a curl command for the seed's POST /image-gen example. "

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 from django.utils.text import Truncator
 
+from config.commands import OperatorCommand
 from config.exceptions import ServiceError
 from imagegen.management.generation import generate, get_project, validate_item
 from imagegen.management.tables import format_table
@@ -40,7 +41,7 @@ class ItemResult:
     seconds: float
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Generate every image of a storyboard for a project, as its owner, through the same "
         "pipeline as POST /image-gen. FILE is a CSV with the header "

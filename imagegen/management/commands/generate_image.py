@@ -6,14 +6,15 @@ import json
 import uuid as uuid_lib
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from rest_framework.utils.encoders import JSONEncoder
 
+from config.commands import OperatorCommand
 from config.exceptions import ServiceError
 from imagegen.management.generation import answer, generate, get_project, validate_item
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Generate one image for a project, exactly as POST /image-gen does (same validation, "
         "routing, retries, fallback, storage and record), as the project's owner, and print the "

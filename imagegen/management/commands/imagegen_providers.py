@@ -7,8 +7,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from config.commands import OperatorCommand
 from imagegen import services
 from imagegen.breaker import CircuitBreaker
 from imagegen.providers.base import GenerationRequest, ImageProvider, ProviderError
@@ -17,7 +18,7 @@ from imagegen.providers.registry import get_providers
 PING_REQUEST = GenerationRequest(prompt="A plain light grey square.", aspect_ratio="1:1")
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "List the configured image providers in fallback order: backend, upstream model, "
         "endpoint, API key (masked), the content categories routed to each, and its circuit "

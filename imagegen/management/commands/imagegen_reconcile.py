@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
+from config.commands import OperatorCommand
 from imagegen import services
 
 # A year: an orphan younger than that is as good as never deleted.
 MAX_GRACE_MINUTES = 525_600
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Compare the stored images (every object under images/ in the default storage, S3 or "
         "the file system) with the image rows, and report objects that no row refers to "

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
+from config.commands import OperatorCommand
 from imagegen.management.tables import format_table
 from imagegen.selectors import PERCENTILES, RouteStats, route_stats
 
@@ -15,7 +16,7 @@ from imagegen.selectors import PERCENTILES, RouteStats, route_stats
 MAX_DAYS = 100_000
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Per route (recraft-ai, google-imagen, ...) over the last --days days: images that "
         "finished (succeeded, failed), their success rate, the provider calls made (retries and "

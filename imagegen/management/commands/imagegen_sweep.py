@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
 
+from config.commands import OperatorCommand
 from imagegen.services import images_sweep_stale
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = (
         "Finds generations active for longer than IMAGEGEN_RUNNING_LEASE seconds: a `running` "
         "image is queued again once and failed the second time; a `pending` image whose task was "
