@@ -1,21 +1,30 @@
 """What every manage.py command of the project shares: a one-line error, not a traceback, when
-the database cannot be reached."""
+the database or the cache cannot be reached."""
 
 from __future__ import annotations
 
 import traceback
+from collections.abc import Iterator
+from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+REDIS_CACHE_MODULE = "django.core.cache.backends.redis"
 
 
 class OperatorCommand(BaseCommand):
-    """A management command whose failure to connect to the database ends it with one line that
-    names the database and what to do (exit status 1), instead of the driver's traceback.
+    """A management command whose failure to connect to the database or to the Redis cache ends
+    it with one line that names what it could not reach and what to do (exit status 1), instead
+    of the driver's traceback.
 
-    Only a failure to connect counts: any other database error still propagates as it is.
+    Only failures to connect count: any other database or cache error propagates as it is.
     """
 
     def execute(self, *args: Any, **options: Any) -> Any:
@@ -26,11 +35,23 @@ class OperatorCommand(BaseCommand):
             if database is None:
                 raise
             raise CommandError(unreachable_database_message(database, exc)) from exc
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            # The Celery broker may be Redis too: only the cache's own calls are its failure.
+            if not any(
+                frame.f_globals.get("__name__") == REDIS_CACHE_MODULE for frame in frames(exc)
+            ):
+                raise
+            raise CommandError(unreachable_cache_message(exc)) from exc
+
+
+def frames(exc: BaseException) -> Iterator[FrameType]:
+    """The frames `exc` went through, from where it was caught down to where it was raised."""
+    return (frame for frame, _ in traceback.walk_tb(exc.__traceback__))
 
 
 def connecting(exc: BaseException) -> BaseDatabaseWrapper | None:
     """The database connection that `exc` was raised while opening, if it was."""
-    for frame, _ in traceback.walk_tb(exc.__traceback__):
+    for frame in frames(exc):
         # Django opens every connection in `ensure_connection`; an error raised inside it is a
         # failure to connect, whatever the driver calls it.
         if frame.f_code.co_name == "ensure_connection":
@@ -42,16 +63,34 @@ def connecting(exc: BaseException) -> BaseDatabaseWrapper | None:
 
 def unreachable_database_message(database: BaseDatabaseWrapper, exc: BaseException) -> str:
     """Where the database was looked for (never its password), why it failed, what to do."""
-    settings = database.settings_dict
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    config = database.settings_dict
     if database.vendor == "sqlite":
-        where = f"the SQLite file {settings['NAME']}"
+        where = f"the SQLite file {config['NAME']}"
         check = "that its folder exists and is writable"
     else:
-        host = settings.get("HOST") or "the local socket"
-        port = f":{settings['PORT']}" if settings.get("HOST") and settings.get("PORT") else ""
-        where = f"{database.display_name} database {settings['NAME']!r} at {host}{port}"
+        host = config.get("HOST") or "the local socket"
+        port = f":{config['PORT']}" if config.get("HOST") and config.get("PORT") else ""
+        where = f"{database.display_name} database {config['NAME']!r} at {host}{port}"
         check = "that the server is running and reachable"
     return (
-        f"Cannot connect to {where} ({reason}). Check {check}, and that DATABASE_URL points to it."
+        f"Cannot connect to {where} ({first_line(exc)}). Check {check}, and that DATABASE_URL "
+        "points to it."
     )
+
+
+def unreachable_cache_message(exc: BaseException) -> str:
+    """The cache's servers (never a password in their URLs), why it failed, what to do."""
+    location = settings.CACHES["default"].get("LOCATION", "")
+    urls = location if isinstance(location, list | tuple) else location.split(",")
+    servers = ", ".join(
+        f"{parts.hostname}:{parts.port or 6379}" if parts.hostname else parts.path
+        for parts in map(urlsplit, urls)
+    )
+    return (
+        f"Cannot reach the cache (Redis at {servers}, CACHE_URL): {first_line(exc).rstrip('.')}. "
+        "Check that Redis is running there, and that CACHE_URL points to it."
+    )
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

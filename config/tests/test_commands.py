@@ -103,3 +103,22 @@ def test_other_database_errors_are_not_called_a_connection_failure(monkeypatch):
 
     with pytest.raises(OperationalError, match="deadlock detected"):
         call_command("imagegen_sweep", stdout=io.StringIO())
+
+
+def test_a_cache_that_cannot_be_reached_is_one_line_naming_it(settings):
+    port = closed_port()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://:not-to-be-shown@127.0.0.1:{port}/1",
+        }
+    }
+
+    with pytest.raises(CommandError) as failure:
+        call_command("imagegen_providers", stdout=io.StringIO())
+
+    message = str(failure.value)
+    assert message.startswith(f"Cannot reach the cache (Redis at 127.0.0.1:{port}, CACHE_URL): ")
+    assert "Connection refused" in message
+    assert "\n" not in message
+    assert "not-to-be-shown" not in message
