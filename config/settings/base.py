@@ -2,14 +2,69 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
-env = environ.Env()
+
+class Env(environ.Env):
+    """django-environ's reader, strict about numbers: a malformed value stops start-up with
+    `ImproperlyConfigured` naming the variable (and its value, unless it is a database URL, which
+    may hold a password). django-environ alone raises a `ValueError` that names neither
+    (`could not convert string to float: ''` for "abc"), and reads a float by dropping every
+    character but digits, commas, dots and minus signs ("1e3" as 13.0)."""
+
+    EXPECTED = {int: "a whole number", float: "a number"}
+
+    def get_value(
+        self,
+        var: str,
+        cast: Any = None,
+        default: Any = environ.Env.NOTSET,
+        parse_default: bool = False,
+    ) -> Any:
+        try:
+            return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+        except ValueError as exc:
+            value = repr(self.ENVIRON.get(f"{self.prefix}{var}"))
+            shown = value if len(value) <= 50 else f"{value[:49]}\N{HORIZONTAL ELLIPSIS}"
+            expected = self.EXPECTED.get(cast, "a valid value")
+            raise ImproperlyConfigured(
+                f"{self.prefix}{var}={shown} is not {expected}: correct or unset it."
+            ) from exc
+
+    def db_url(
+        self,
+        var: str = environ.Env.DEFAULT_DATABASE_ENV,
+        default: Any = environ.Env.NOTSET,
+        engine: str | None = None,
+    ) -> dict:
+        try:
+            return super().db_url(var, default=default, engine=engine)
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"{self.prefix}{var} is not a valid database URL ({exc}): correct it."
+            ) from exc
+
+    db = db_url
+
+    @classmethod
+    def parse_value(cls, value: Any, cast: Any) -> Any:
+        if cast is float:
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError(f"{value!r} is not finite")
+            return number
+        return super().parse_value(value, cast)
+
+
+env = Env()
 
 # ---------------------------------------------------------------------------------------------
 # Core
