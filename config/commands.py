@@ -1,5 +1,5 @@
 """What every manage.py command of the project shares: a one-line error, not a traceback, when
-the database or the cache cannot be reached."""
+an argument is not UTF-8 text or the database or the cache cannot be reached."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils.text import Truncator
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -20,14 +21,15 @@ REDIS_CACHE_MODULE = "django.core.cache.backends.redis"
 
 
 class OperatorCommand(BaseCommand):
-    """A management command whose failure to connect to the database or to the Redis cache ends
-    it with one line that names what it could not reach and what to do (exit status 1), instead
-    of the driver's traceback.
+    """A management command that refuses a text argument that is not UTF-8, and whose failure to
+    connect to the database or to the Redis cache ends it with one line that names what it could
+    not reach and what to do (exit status 1), instead of the driver's traceback.
 
     Only failures to connect count: any other database or cache error propagates as it is.
     """
 
     def execute(self, *args: Any, **options: Any) -> Any:
+        self.check_text(options)
         try:
             return super().execute(*args, **options)
         except OperationalError as exc:
@@ -42,6 +44,21 @@ class OperatorCommand(BaseCommand):
             ):
                 raise
             raise CommandError(unreachable_cache_message(exc)) from exc
+
+    def check_text(self, options: dict[str, Any]) -> None:
+        """Refuse a text argument that is not UTF-8: Python hands such bytes over as lone
+        surrogates, which the database, the vendors and a terminal would refuse later, with a
+        traceback. Arguments parsed to another type (a file name as a `Path`) are not text."""
+        parser = self.create_parser("manage.py", self.__module__.rsplit(".", 1)[-1])
+        for action in parser._actions:
+            value = options.get(action.dest)
+            for text in value if isinstance(value, list | tuple) else [value]:
+                if isinstance(text, str) and not is_text(text):
+                    name = action.option_strings[-1] if action.option_strings else action.dest
+                    raise CommandError(
+                        f"{name} {shown(text)} is not UTF-8 text (each \\udcXX stands for a "
+                        "byte that is not); give it in UTF-8."
+                    )
 
 
 def frames(exc: BaseException) -> Iterator[FrameType]:
@@ -94,3 +111,17 @@ def unreachable_cache_message(exc: BaseException) -> str:
 
 def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def is_text(value: str) -> bool:
+    """Whether `value` holds only characters that UTF-8 can encode (no lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(value: object, limit: int = 50) -> str:
+    """`value` as a message may echo it: its repr, clipped to `limit` characters."""
+    return Truncator(repr(value)).chars(limit)

@@ -122,3 +122,27 @@ def test_a_cache_that_cannot_be_reached_is_one_line_naming_it(settings):
     assert "Connection refused" in message
     assert "\n" not in message
     assert "not-to-be-shown" not in message
+
+
+# Bytes that are not UTF-8 reach Python's argv as lone surrogates ("\udcff" for b"\xff").
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [
+        (("bootstrap_demo", "--username", "\udcff"), "--username"),
+        (("bootstrap_demo", "--base-url", "http://h\udcff"), "--base-url"),
+        (
+            ("generate_image", "--project", "p1", "--prompt", "A desk", "--model", "\udcff"),
+            "--model",
+        ),
+        (("generate_image", "--project", "p\ud800", "--prompt", "A desk"), "--project"),
+        (("generate_batch", "board.csv", "--project", "\udcff" * 100), "--project"),
+    ],
+)
+def test_an_argument_that_is_not_utf8_is_refused_by_name(command, flag):
+    with pytest.raises(CommandError) as failure:
+        call_command(*command, stdout=io.StringIO())
+
+    message = str(failure.value)
+    assert message.startswith(f"{flag} ")
+    assert "is not UTF-8 text" in message
+    assert len(message) < 200

@@ -6,8 +6,8 @@ import re
 from typing import Any
 
 from django.core.management.base import CommandError
-from django.utils.text import Truncator
 
+from config.commands import shown
 from config.exceptions import validation_message
 from config.ids import ID_PATTERN
 from imagegen import services
@@ -23,8 +23,9 @@ def get_project(project_id: str) -> Project:
     """The project, or a `CommandError` that says how to find a valid id."""
     where = "Project ids are listed in the admin (/admin/projects/project/) and by GET /projects."
     if not re.fullmatch(ID_PATTERN, project_id):
-        shown = repr(Truncator(project_id).chars(40))
-        raise CommandError(f"--project {shown} is not a project id: {PROJECT_ID_MESSAGE} {where}")
+        raise CommandError(
+            f"--project {shown(project_id)} is not a project id: {PROJECT_ID_MESSAGE} {where}"
+        )
     project = Project.objects.select_related("owner").filter(pk=project_id).first()
     if project is None:
         raise CommandError(f"No project with id {project_id!r}. {where}")

@@ -53,7 +53,7 @@ class Command(OperatorCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", help="The storyboard: a .csv or .json file.")
+        parser.add_argument("file", type=Path, help="The storyboard: a .csv or .json file.")
         parser.add_argument("--project", required=True, help="The project id (as in the API).")
         parser.add_argument(
             "--concurrency",
@@ -74,7 +74,7 @@ class Command(OperatorCommand):
         if not 1 <= concurrency <= cap:
             raise CommandError(f"--concurrency must be between 1 and {cap}, not {concurrency}.")
         project = get_project(options["project"])
-        path = Path(options["file"])
+        path = options["file"]
         items = read_items(path, options["format"] or path.suffix.lower().lstrip("."))
         validated = validate_items(items, project=project)
 
