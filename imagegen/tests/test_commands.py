@@ -253,6 +253,54 @@ def test_batch_refuses_a_directory(tmp_path, project):
     assert "is a directory" in message
 
 
+def test_batch_refuses_a_file_it_cannot_read_in_one_line(tmp_path, project, monkeypatch):
+    path = write(tmp_path, "board.csv", csv_rows(GOOD_ROW))
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    # The tests may run as root, whom file modes do not stop.
+    monkeypatch.setattr(Path, "open", refuse)
+
+    _, message = run_failing("generate_batch", path, "--project", project.pk)
+
+    assert message == f"Cannot read {path}: Permission denied."
+
+
+def test_batch_refuses_a_path_through_a_file(tmp_path, project):
+    path = write(tmp_path, "board.csv", csv_rows(GOOD_ROW))
+
+    _, message = run_failing("generate_batch", f"{path}/inner.csv", "--project", project.pk)
+
+    assert message == f"Cannot read {path}/inner.csv: Not a directory."
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+@pytest.mark.parametrize("file_format", ["csv", "json"])
+def test_batch_reads_no_more_than_the_size_cap(project, file_format):
+    _, message = run_failing(
+        "generate_batch", "/dev/zero", "--format", file_format, "--project", project.pk
+    )
+
+    assert message == (
+        "/dev/zero is larger than 4 MiB, far more than a storyboard: check the file, or split it."
+    )
+
+
+def test_batch_takes_at_most_the_apis_number_of_items(tmp_path, project, settings, vendors):
+    settings.IMAGEGEN_BATCH_MAX_ITEMS = 2
+    path = write(tmp_path, "board.csv", csv_rows(*(f"Scene {n},photo,seg-{n},," for n in range(3))))
+
+    out, message = run_failing("generate_batch", path, "--project", project.pk)
+
+    assert message.startswith(
+        f"{path} holds more than 2 items, the most a batch takes (IMAGEGEN_BATCH_MAX_ITEMS, as "
+        "for POST /image-gen/batch)."
+    )
+    assert out == ""
+    assert not GeneratedImage.objects.exists()
+
+
 @pytest.mark.parametrize("concurrency", ["0", "33"])
 def test_batch_refuses_a_concurrency_out_of_bounds(tmp_path, project, concurrency):
     path = write(tmp_path, "board.csv", csv_rows(GOOD_ROW))

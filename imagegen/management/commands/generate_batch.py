@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
@@ -28,6 +30,9 @@ from projects.models import Project
 
 logger = logging.getLogger(__name__)
 
+# A storyboard of IMAGEGEN_BATCH_MAX_ITEMS (200) items of the longest prompts and styles, every
+# character written as a JSON escape, takes under 2.5 MB: anything larger is not one.
+MAX_FILE_BYTES = 4 * 2**20
 REQUIRED = ("visual_prompt", "art_style", "uuid")
 OPTIONAL = ("model", "aspect_ratio")
 BAR_WIDTH = 24
@@ -46,7 +51,8 @@ class Command(OperatorCommand):
         "Generate every image of a storyboard for a project, as its owner, through the same "
         "pipeline as POST /image-gen. FILE is a CSV with the header "
         "visual_prompt,art_style,uuid[,model][,aspect_ratio] or a JSON array of objects with "
-        "those keys (see examples/storyboard.csv). The whole file is validated first: one bad "
+        "those keys (see examples/storyboard.csv), of at most IMAGEGEN_BATCH_MAX_ITEMS items "
+        "(as POST /image-gen/batch) and 4 MiB. The whole file is validated first: one bad "
         "row and nothing is generated. Prints a progress line per finished item and a summary "
         "table; exits non-zero when any item failed. Re-running the same file skips the items "
         "that already succeeded and retries the others."
@@ -187,20 +193,44 @@ def read_items(path: Path, file_format: str) -> list[dict[str, Any]]:
     if file_format not in ("csv", "json"):
         raise CommandError(f"Cannot tell the format of {path}: name it .csv or .json, or --format.")
     try:
-        with path.open(encoding="utf-8-sig", newline="") as file:
-            items = read_csv(file) if file_format == "csv" else read_json(file)
+        text = read_text(path).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from exc
+    file = io.StringIO(text, newline="")
+    cap = settings.IMAGEGEN_BATCH_MAX_ITEMS
+    # A CSV is read row by row: the rows past the cap are never made.
+    items = list(islice(read_csv(file) if file_format == "csv" else read_json(file), cap + 1))
+    if not items:
+        raise CommandError(f"{path} holds no items.")
+    if len(items) > cap:
+        raise CommandError(
+            f"{path} holds more than {cap} items, the most a batch takes "
+            "(IMAGEGEN_BATCH_MAX_ITEMS, as for POST /image-gen/batch). Split the storyboard, or "
+            "raise the setting for this run."
+        )
+    return items
+
+
+def read_text(path: Path) -> bytes:
+    """The file's bytes, at most `MAX_FILE_BYTES` of them, or a `CommandError` saying why not."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError as exc:
         raise CommandError(f"No such file: {path}") from exc
     except IsADirectoryError as exc:
         raise CommandError(f"{path} is a directory; give the storyboard file.") from exc
-    except UnicodeDecodeError as exc:
-        raise CommandError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from exc
-    if not items:
-        raise CommandError(f"{path} holds no items.")
-    return items
+    except OSError as exc:
+        raise CommandError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise CommandError(
+            f"{path} is larger than {MAX_FILE_BYTES // 2**20} MiB, far more than a storyboard: "
+            "check the file, or split it."
+        )
+    return data
 
 
-def read_csv(file) -> list[dict[str, Any]]:
+def read_csv(file: TextIO) -> Iterator[dict[str, Any]]:
     reader = csv.DictReader(file, strict=True)
     # The line a record starts on: a quoted cell may span lines, and an unterminated quote is
     # only noticed at the end of the file.
@@ -209,7 +239,6 @@ def read_csv(file) -> list[dict[str, Any]]:
         header = [name.strip() for name in reader.fieldnames or ()]
         check_header(header)
         reader.fieldnames = header
-        items = []
         start = reader.line_num + 1
         for row in reader:
             if None in row or None in row.values():
@@ -217,14 +246,13 @@ def read_csv(file) -> list[dict[str, Any]]:
                     f"The row at line {start} does not have {len(header)} cells, like the header."
                 )
             # An empty optional cell means "the default".
-            items.append({key: value for key, value in row.items() if value or key in REQUIRED})
+            yield {key: value for key, value in row.items() if value or key in REQUIRED}
             start = reader.line_num + 1
     except csv.Error as exc:
         raise CommandError(f"Malformed CSV in the row at line {start}: {exc}") from exc
-    return items
 
 
-def read_json(file) -> list[dict[str, Any]]:
+def read_json(file: TextIO) -> list[dict[str, Any]]:
     try:
         data = json.load(file)
     except (ValueError, RecursionError) as exc:  # nested too deep to read: not a storyboard
