@@ -369,32 +369,59 @@ def test_batch_reports_an_unexpected_error_and_finishes_the_rest(tmp_path, proje
     assert message.startswith("1 of 2 items failed")
 
 
-def test_ctrl_c_starts_no_further_item_and_reports_what_finished(tmp_path, project, monkeypatch):
+def interrupted_batch(
+    tmp_path, project, monkeypatch, *, ctrl_c: int
+) -> tuple[list[str], CommandError, str, str]:
+    """A 10-item batch, one at a time, with Ctrl-C pressed `ctrl_c` times while the second item
+    is generating: (the uuids started, the CommandError, stdout, stderr)."""
     started = []
 
     def generate(item, *, project):
         started.append(item["uuid"])
         if len(started) == 2:
-            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the second item is generating
-            time.sleep(0.2)
+            for _ in range(ctrl_c):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)
         return fake_outcome(item, project=project)
 
     monkeypatch.setattr("imagegen.management.commands.generate_batch.generate", generate)
     rows = [f"Scene {number},photo,seg-{number},," for number in range(10)]
     path = write(tmp_path, "board.csv", csv_rows(*rows))
-    err = io.StringIO()
+    out, err = io.StringIO(), io.StringIO()
 
     with pytest.raises(CommandError) as failure:
         call_command(
-            "generate_batch", path, "--project", project.pk, "--concurrency", "1", stderr=err
-        )
+            "generate_batch", path, "--project", project.pk, "--concurrency", "1",
+            stdout=out, stderr=err,
+        )  # fmt: skip
+    return started, failure.value, out.getvalue(), err.getvalue()
+
+
+def test_ctrl_c_starts_no_further_item_and_reports_what_finished(tmp_path, project, monkeypatch):
+    started, failure, out, err = interrupted_batch(tmp_path, project, monkeypatch, ctrl_c=1)
 
     assert started == ["seg-0", "seg-1"]
-    assert failure.value.returncode == 130
-    assert str(failure.value).startswith(
+    assert failure.returncode == 130
+    assert str(failure).startswith(
         "Interrupted: 2 of 10 items finished and 8 were not started. Re-run the same command"
     )
-    assert "waiting for the ones in progress" in err.getvalue()
+    assert "waiting for the ones in progress" in err
+    assert "10 items:" not in out
+    assert "2 items: 2 generated" in out
+
+
+def test_a_second_ctrl_c_ends_the_batch_with_one_line_and_status_130(
+    tmp_path, project, monkeypatch
+):
+    started, failure, out, _ = interrupted_batch(tmp_path, project, monkeypatch, ctrl_c=2)
+
+    assert started == ["seg-0", "seg-1"]
+    assert failure.returncode == 130
+    assert str(failure) == (
+        "Interrupted again: the summary is skipped, and 8 of 10 items were not started. "
+        "Re-run the same command to continue; the items that succeeded are skipped."
+    )
+    assert "items:" not in out
 
 
 def test_batch_reads_a_file_whose_name_is_not_utf8(tmp_path, project, monkeypatch):

@@ -115,7 +115,8 @@ class Command(OperatorCommand):
 
         Ctrl-C starts no further item (each is a paid vendor call): the ones in progress finish
         and are recorded, then `BatchInterrupted` carries what finished. A second Ctrl-C stops
-        the waiting and the summary; the calls already made still end before the process does.
+        the waiting and the summary with a `CommandError` (status 130); the calls already made
+        still end before the process does.
         """
         results: list[ItemResult | None] = [None] * len(items)
         pool = ThreadPoolExecutor(concurrency, thread_name_prefix="generate_batch")
@@ -130,6 +131,7 @@ class Command(OperatorCommand):
                     done = sum(result is not None for result in results)
                     self.stdout.write(progress_line(done, len(items), results[futures[future]]))
 
+        wait_for_pool = True
         try:
             collect(futures)
         except KeyboardInterrupt:
@@ -138,11 +140,22 @@ class Command(OperatorCommand):
                 "Interrupted: no further item starts; waiting for the ones in progress "
                 "(Ctrl-C again to skip the summary)."
             )
-            # A cancelled future never completes: wait only for those that started.
-            collect([future for future in futures if not future.cancelled()])
+            try:
+                # A cancelled future never completes: wait only for those that started.
+                collect([future for future in futures if not future.cancelled()])
+            except KeyboardInterrupt:
+                # Say so now: the process waits for the calls in progress when it exits.
+                wait_for_pool = False
+                not_started = sum(future.cancelled() for future in futures)
+                raise CommandError(
+                    f"Interrupted again: the summary is skipped, and {not_started} of "
+                    f"{len(items)} items were not started. Re-run the same command to continue; "
+                    "the items that succeeded are skipped.",
+                    returncode=130,
+                ) from None
             raise BatchInterrupted([result for result in results if result is not None]) from None
         finally:
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=wait_for_pool)
         return results
 
     def summarise(self, results: list[ItemResult], *, project: Project, seconds: float) -> None:
