@@ -17,6 +17,8 @@ from django.utils.text import Truncator
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from config.text import is_text
+
 REDIS_CACHE_MODULE = "django.core.cache.backends.redis"
 
 
@@ -113,15 +115,12 @@ def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def is_text(value: str) -> bool:
-    """Whether `value` holds only characters that UTF-8 can encode (no lone surrogates)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def shown(value: object, limit: int = 50) -> str:
     """`value` as a message may echo it: its repr, clipped to `limit` characters."""
     return Truncator(repr(value)).chars(limit)
+
+
+def printable(text: str) -> str:
+    """`text` as any terminal can print it: a character UTF-8 cannot encode (a file name's byte
+    that was not UTF-8) is written as its escape, "\\udcff"."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

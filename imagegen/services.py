@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import random
 import re
@@ -24,6 +25,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from config.exceptions import ServiceError
+from config.text import is_text
 from imagegen import imaging, routing
 from imagegen.breaker import CircuitBreaker
 from imagegen.exceptions import (
@@ -845,12 +847,14 @@ FINISHED = (GeneratedImage.Status.SUCCEEDED, GeneratedImage.Status.FAILED)
 
 @dataclass(frozen=True)
 class StorageReport:
-    """What `storage_inconsistencies` found: orphan keys and (image id, key) of broken rows."""
+    """What `storage_inconsistencies` found: orphan keys, (image id, key) of broken rows, and
+    keys that are not UTF-8 text (which no row can hold, so no row refers to them either)."""
 
     objects: int
     rows: int
     orphans: list[str]
     missing: list[tuple[str, str]]
+    misnamed: list[str]
 
 
 def stored_keys(prefix: str = IMAGES_PREFIX) -> Iterator[str]:
@@ -869,34 +873,52 @@ def storage_inconsistencies() -> StorageReport:
     """Objects under `images/` that no row refers to, and finished rows whose object is missing.
 
     Rows changed after the listing began are left out: their object may have been written after
-    the walk passed its directory.
+    the walk passed its directory. A file whose name is not UTF-8 is reported apart, as
+    `misnamed`, not as an orphan.
     """
     listed_at = timezone.now()
-    keys = set(stored_keys())
+    listed = set(stored_keys())
+    keys = {key for key in listed if is_text(key)}
     with_key = GeneratedImage.objects.exclude(s3_key="")
     referenced = set(with_key.values_list("s3_key", flat=True))
     rows = with_key.filter(status__in=FINISHED, updated_at__lt=listed_at).order_by("pk")
     checked = list(rows.values_list("pk", "s3_key"))
     return StorageReport(
-        objects=len(keys),
+        objects=len(listed),
         rows=len(checked),
         orphans=sorted(keys - referenced),
         missing=[(pk, key) for pk, key in checked if key not in keys],
+        misnamed=sorted(listed - keys),
     )
 
 
-def orphan_delete(*, key: str, written_before: datetime) -> bool:
+class OrphanOutcome(enum.Enum):
+    DELETED = "deleted"
+    KEPT = "kept"  # written within the grace period, or a row refers to it now
+    GONE = "gone"  # not there any more (deleted since the listing), or a link to nothing
+
+
+def orphan_delete(*, key: str, written_before: datetime) -> OrphanOutcome:
     """Delete an object no row refers to if it was last written before `written_before`.
 
-    A generation writes its object before its row commits: the grace period spares those.
-    Returns whether the object was deleted.
+    A generation writes its object before its row commits: the grace period spares those. An
+    object that cannot be dated and does not exist (it went after the listing, or is a link to
+    nothing) is `GONE`, left as it is; other storage errors propagate.
     """
     if GeneratedImage.objects.filter(s3_key=key).exists():
-        return False
-    if default_storage.get_modified_time(key) >= written_before:
-        return False
+        return OrphanOutcome.KEPT
+    try:
+        modified = default_storage.get_modified_time(key)
+    except Exception as exc:
+        # Each backend says "not found" its own way: the file system with FileNotFoundError (also
+        # for a link to nothing, which it says exists), S3 with a 404 ClientError.
+        if not isinstance(exc, FileNotFoundError) and default_storage.exists(key):
+            raise
+        return OrphanOutcome.GONE
+    if modified >= written_before:
+        return OrphanOutcome.KEPT
     default_storage.delete(key)
-    return True
+    return OrphanOutcome.DELETED
 
 
 def image_mark_missing(*, image_id: str, key: str) -> bool:

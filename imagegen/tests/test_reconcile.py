@@ -6,6 +6,7 @@ import os
 import time
 from datetime import timedelta
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
@@ -150,9 +151,9 @@ def test_object_claimed_by_a_row_since_the_listing_is_not_deleted(storage, proje
     key = store(f"images/{project.id}/claimed.jpg")
     GeneratedImageFactory(project=project, s3_key=key)
 
-    deleted = services.orphan_delete(key=key, written_before=timezone.now())
+    outcome = services.orphan_delete(key=key, written_before=timezone.now())
 
-    assert deleted is False
+    assert outcome is services.OrphanOutcome.KEPT
     assert default_storage.exists(key)
 
 
@@ -191,3 +192,61 @@ def test_help_explains_what_it_does_and_its_options():
 
     for phrase in ("orphans", "missing", "--fix", "--grace-minutes", "Default: 60", "report only"):
         assert phrase in text
+
+
+def reconcile_failing(*args: str) -> tuple[str, CommandError]:
+    out = StringIO()
+    with pytest.raises(CommandError) as failure:
+        call_command("imagegen_reconcile", *args, stdout=out)
+    return out.getvalue(), failure.value
+
+
+def test_fix_skips_an_object_gone_since_the_listing_and_carries_on(storage, mixed, monkeypatch):
+    gone = f"images/{mixed['healthy'].project_id}/deleted-meanwhile.jpg"
+    listed = list(services.stored_keys())
+    monkeypatch.setattr(services, "stored_keys", lambda: iter([*listed, gone]))
+
+    output, failure = reconcile_failing("--fix", "--grace-minutes", "0")
+
+    assert "Deleted 2 orphan objects" in output
+    assert "Marked 1 rows failed (object_missing)" in output
+    assert f"Skipped 1 objects:\n  {gone}: gone since the listing, or a link to nothing\n" in output
+    assert not any(default_storage.exists(key) for key in mixed["orphans"])
+    assert failure.returncode == 1
+    assert str(failure) == "1 objects were skipped (see above); run imagegen_reconcile again."
+
+
+def test_fix_skips_a_dangling_link(file_storage, project):
+    old = store(f"images/{project.id}/old.jpg")
+    link = Path(file_storage) / "images" / project.id / "dangling.jpg"
+    link.symlink_to(Path(file_storage) / "nowhere.jpg")
+
+    output, failure = reconcile_failing("--fix", "--grace-minutes", "0")
+
+    assert "Deleted 1 orphan objects" in output
+    assert (
+        f"  images/{project.id}/dangling.jpg: gone since the listing, or a link to nothing"
+        in output
+    )
+    assert not default_storage.exists(old)
+    assert link.is_symlink()
+    assert failure.returncode == 1
+
+
+def test_a_name_that_is_not_utf8_is_reported_and_left_alone(file_storage, project):
+    old = store(f"images/{project.id}/old.jpg")
+    folder = Path(file_storage) / "images" / project.id
+    odd = Path(os.fsdecode(bytes(folder) + b"/caf\xe9.jpg"))
+    odd.write_bytes(b"jpeg bytes")
+
+    report = reconcile()
+    output, failure = reconcile_failing("--fix", "--grace-minutes", "0")
+
+    shown = f"images/{project.id}/caf\\udce9.jpg"
+    assert f"Objects whose name is not UTF-8 (no row can refer to them): 1\n  {shown}\n" in report
+    assert "Orphan objects (no row refers to them): 1\n" in report
+    assert "Deleted 1 orphan objects" in output
+    assert f"  {shown}: its name is not UTF-8; rename or remove it by hand" in output
+    assert not default_storage.exists(old)
+    assert odd.exists()
+    assert failure.returncode == 1
