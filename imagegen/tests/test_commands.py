@@ -245,6 +245,50 @@ def test_batch_refuses_bad_files_and_changes_nothing(
     assert vendors.calls("recraft") == vendors.calls("gemini") == 0
 
 
+LONG = "k" * 10_000
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        (
+            "board.json",
+            json.dumps([{"visual_prompt": "A", "art_style": "", "uuid": "s", LONG: 1}]),
+            f"Item 1 has unknown keys: '{'k' * 48}….",
+        ),
+        (
+            "board.json",
+            json.dumps([{"visual_prompt": "A", "uuid": "s", **{f"k{n}": 1 for n in range(9999)}}]),
+            "Item 1 has unknown keys: 'k0', 'k1', 'k10', 'k100', 'k1000' and 9994 more.",
+        ),
+        (
+            "board.csv",
+            f"visual_prompt,art_style,uuid,{LONG}\n",
+            f"The CSV header is visual_prompt,art_style,uuid,{'k' * 50}…; it needs "
+            "visual_prompt,art_style,uuid and may add model,aspect_ratio, each once "
+            f"(unknown: {'k' * 29}…).",
+        ),
+        (
+            "board.csv",
+            "visual_prompt,art_style,uuid," + ",".join(f"c{n}" for n in range(9999)) + "\n",
+            "(unknown: c0, c1, c2, c3, c4 and 9994 more).",
+        ),
+        (
+            "board.csv",
+            csv_rows(f"A desk,photo,{LONG},,"),
+            f"item 1 (uuid '{'k' * 48}…): Invalid input: uuid: ",
+        ),
+    ],
+)
+def test_batch_echoes_what_it_refuses_briefly(tmp_path, project, name, content, expected):
+    path = write(tmp_path, name, content)
+
+    _, message = run_failing("generate_batch", path, "--project", project.pk)
+
+    assert expected in message
+    assert len(message) < 400
+
+
 def test_batch_refuses_a_directory(tmp_path, project):
     (tmp_path / "board.csv").mkdir()
 

@@ -21,7 +21,7 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 from django.utils.text import Truncator
 
-from config.commands import OperatorCommand
+from config.commands import OperatorCommand, shown
 from config.exceptions import ServiceError
 from imagegen.management.generation import generate, get_project, validate_item
 from imagegen.management.tables import format_table
@@ -280,7 +280,9 @@ def read_json(file: TextIO) -> list[dict[str, Any]]:
     for number, item in enumerate(data, start=1):
         unknown = sorted(set(item) - {*REQUIRED, *OPTIONAL})
         if unknown:
-            raise CommandError(f"Item {number} has unknown keys: {', '.join(unknown)}.")
+            raise CommandError(
+                f"Item {number} has unknown keys: {listed([shown(key) for key in unknown])}."
+            )
     return data
 
 
@@ -288,13 +290,20 @@ def check_header(header: list[str]) -> None:
     missing = [name for name in REQUIRED if name not in header]
     unknown = [name for name in header if name not in (*REQUIRED, *OPTIONAL)]
     if missing or unknown or len(set(header)) != len(header):
+        unknown_names = listed([Truncator(name).chars(30) for name in unknown])
         raise CommandError(
-            f"The CSV header is {','.join(header) or '(empty)'}; it needs "
+            f"The CSV header is {Truncator(','.join(header)).chars(80) or '(empty)'}; it needs "
             f"{','.join(REQUIRED)} and may add {','.join(OPTIONAL)}, each once"
             + (f" (missing: {', '.join(missing)})" if missing else "")
-            + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+            + (f" (unknown: {unknown_names})" if unknown else "")
             + "."
         )
+
+
+def listed(names: list[str], most: int = 5) -> str:
+    """Names from the file, already clipped, as a message lists them: the first `most` only."""
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def validate_items(items: list[dict[str, Any]], *, project: Project) -> list[dict[str, Any]]:
@@ -304,7 +313,7 @@ def validate_items(items: list[dict[str, Any]], *, project: Project) -> list[dic
         try:
             data = validate_item(item, project=project)
         except CommandError as exc:
-            problems.append(f"  item {number} (uuid {item.get('uuid')!r}): {exc}")
+            problems.append(f"  item {number} (uuid {shown(item.get('uuid'))}): {exc}")
             continue
         if data["uuid"] in seen:
             problems.append(f"  item {number}: uuid {data['uuid']!r} appears more than once.")
