@@ -542,6 +542,25 @@ def test_batch_rerun_skips_what_succeeded_and_retries_what_failed(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_failed_item_shows_no_route_bytes_or_cost_of_another_image(
+    tmp_path, project, vendors, no_sleep
+):
+    vendors.recraft()
+    other = GeneratedImageFactory(project=project, uuid="seg-1", cost_usd=Decimal("0.035"))
+    path = write(tmp_path, "board.csv", csv_rows(GOOD_ROW, "A car,photo,seg-2,,"))
+
+    out, _ = run_failing("generate_batch", path, "--project", project.pk)
+
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("seg-")}
+    assert rows["seg-1"].split()[:3] == ["seg-1", "failed", "0.0"]
+    assert "already has an image made from a" in rows["seg-1"]
+    assert str(other.image_size_bytes) not in rows["seg-1"]
+    assert rows["seg-2"].split()[:3] == ["seg-2", "generated", "recraft-ai"]
+    cost = GeneratedImage.objects.get(uuid="seg-2").cost_usd
+    assert f"these images have cost ${cost:.4f} so far." in out
+
+
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     "content",
     [

@@ -23,6 +23,7 @@ from django.utils.text import Truncator
 
 from config.commands import OperatorCommand, shown
 from config.exceptions import ServiceError
+from imagegen.exceptions import GenerationInProgress, ImageConflict, ImageSuperseded
 from imagegen.management.generation import generate, get_project, validate_item
 from imagegen.management.tables import format_table
 from imagegen.models import GeneratedImage
@@ -44,6 +45,14 @@ class ItemResult:
     result: str  # generated, skipped (already generated: a replay) or failed
     message: str
     seconds: float
+    # The row this item generated, replayed or recorded its failure on; None when it failed on
+    # another request's image under its uuid (or before any row).
+    image_id: str | None = None
+
+
+# Refusals that name another request's image: a different prompt under the uuid, a generation
+# in progress or queued, a run that took the row over. Its route, size and cost are not the item's.
+OTHER_REQUESTS_IMAGE = (ImageConflict, GenerationInProgress, ImageSuperseded)
 
 
 class Command(OperatorCommand):
@@ -160,9 +169,9 @@ class Command(OperatorCommand):
 
     def summarise(self, results: list[ItemResult], *, project: Project, seconds: float) -> None:
         rows = {
-            image.uuid: image
+            image.pk: image
             for image in GeneratedImage.objects.filter(
-                project=project, uuid__in=[result.uuid for result in results]
+                project=project, pk__in=[result.image_id for result in results if result.image_id]
             )
         }
         table = [("uuid", "result", "route", "bytes", "cost USD", "seconds", "message")]
@@ -171,7 +180,7 @@ class Command(OperatorCommand):
                 (
                     result.uuid,
                     result.result,
-                    *image_cells(rows.get(result.uuid)),
+                    *image_cells(rows.get(result.image_id)),
                     f"{result.seconds:.1f}",
                     Truncator(result.message).chars(70),
                 )
@@ -337,16 +346,19 @@ class BatchInterrupted(Exception):
 
 def generate_one(item: dict[str, Any], project: Project) -> ItemResult:
     """One item on a worker thread; its outcome, never an exception (the batch goes on)."""
-    started = time.monotonic()
+    started, image_id = time.monotonic(), None
     try:
         outcome = generate(item, project=project)
-    except ServiceError as exc:
+    except OTHER_REQUESTS_IMAGE as exc:
         result, message = "failed", exc.message
+    except ServiceError as exc:
+        result, message, image_id = "failed", exc.message, exc.extra.get("id")
     except Exception as exc:
         # A bug must not lose the other items' results: log it, report the item as failed.
         logger.exception("generate_batch item failed uuid=%s", item["uuid"])
         result, message = "failed", f"Unexpected error ({type(exc).__name__}); it has been logged."
     else:
+        image_id = outcome.image.pk
         result = "skipped" if outcome.replayed else "generated"
         message = (
             "already generated: the stored image is kept" if outcome.replayed else outcome.message
@@ -355,7 +367,11 @@ def generate_one(item: dict[str, Any], project: Project) -> ItemResult:
         # This thread's database connection must not outlive the command.
         connections.close_all()
     return ItemResult(
-        uuid=item["uuid"], result=result, message=message, seconds=time.monotonic() - started
+        uuid=item["uuid"],
+        result=result,
+        message=message,
+        seconds=time.monotonic() - started,
+        image_id=image_id,
     )
 
 
