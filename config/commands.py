@@ -13,11 +13,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.utils.text import Truncator
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from config.text import is_text
+from config.text import is_text, shown
 
 REDIS_CACHE_MODULE = "django.core.cache.backends.redis"
 
@@ -113,14 +112,3 @@ def unreachable_cache_message(exc: BaseException) -> str:
 
 def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-def shown(value: object, limit: int = 50) -> str:
-    """`value` as a message may echo it: its repr, clipped to `limit` characters."""
-    return Truncator(repr(value)).chars(limit)
-
-
-def printable(text: str) -> str:
-    """`text` as any terminal can print it: a character UTF-8 cannot encode (a file name's byte
-    that was not UTF-8) is written as its escape, "\\udcff"."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")

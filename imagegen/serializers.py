@@ -15,12 +15,12 @@ from django.core.files.storage import default_storage
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils import timezone
-from django.utils.text import Truncator
 from rest_framework import serializers
 from rest_framework.request import Request
 
 from config.fields import StrictCharField, WholeValueRegexValidator
 from config.ids import ID_PATTERN
+from config.text import shown
 from imagegen.models import GeneratedImage
 from imagegen.providers.base import ASPECT_RATIOS
 from imagegen.providers.registry import get_providers
@@ -50,9 +50,8 @@ class ModelChoiceField(StrictCharField):
         value = super().to_internal_value(data)
         choices = ["auto", *get_providers()]
         if value not in choices:
-            shown = repr(Truncator(value).chars(40))
             raise serializers.ValidationError(
-                f"Unknown model {shown}; choose one of: {', '.join(choices)}."
+                f"Unknown model {shown(value)}; choose one of: {', '.join(choices)}."
             )
         return value
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from config.commands import shown
 from config.exceptions import validation_message
 from config.ids import ID_PATTERN
+from config.text import shown
 from imagegen import services
 from imagegen.serializers import (
     PROJECT_ID_MESSAGE,

@@ -254,7 +254,7 @@ LONG = "k" * 10_000
         (
             "board.json",
             json.dumps([{"visual_prompt": "A", "art_style": "", "uuid": "s", LONG: 1}]),
-            f"Item 1 has unknown keys: '{'k' * 48}….",
+            f"Item 1 has unknown keys: '{'k' * 37}…'.",
         ),
         (
             "board.json",
@@ -276,7 +276,7 @@ LONG = "k" * 10_000
         (
             "board.csv",
             csv_rows(f"A desk,photo,{LONG},,"),
-            f"item 1 (uuid '{'k' * 48}…): Invalid input: uuid: ",
+            f"item 1 (uuid '{'k' * 37}…'): Invalid input: uuid: ",
         ),
     ],
 )

@@ -21,8 +21,9 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 from django.utils.text import Truncator
 
-from config.commands import OperatorCommand, shown
+from config.commands import OperatorCommand
 from config.exceptions import ServiceError
+from config.text import shown
 from imagegen.exceptions import GenerationInProgress, ImageConflict, ImageSuperseded
 from imagegen.management.generation import generate, get_project, validate_item
 from imagegen.management.tables import format_table

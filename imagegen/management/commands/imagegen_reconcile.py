@@ -8,7 +8,8 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
-from config.commands import OperatorCommand, printable
+from config.commands import OperatorCommand
+from config.text import printable
 from imagegen import services
 from imagegen.services import OrphanOutcome
 
