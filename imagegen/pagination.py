@@ -74,3 +74,20 @@ class LinkHeaderCursorPagination(CursorPagination):
 
     def get_paginated_response_schema(self, schema: dict) -> dict:
         return schema
+
+    def get_schema_operation_parameters(self, view: object) -> list[dict]:
+        """`limit` as `get_page_size` takes it: from 1, and no maximum, since a larger limit is
+        capped rather than refused; `cursor` is only ever a `Link` header's."""
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"]["minimum"] = 1
+                parameter["description"] = (
+                    f"Images per page, from 1 (default {self.page_size}); a page holds at most "
+                    f"{self.max_page_size}, and a larger limit is capped to that."
+                )
+            elif parameter["name"] == self.cursor_query_param:
+                parameter["description"] = (
+                    'Opaque: take it from the `Link` header\'s rel="next" (or "prev") URL.'
+                )
+        return parameters

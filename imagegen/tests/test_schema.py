@@ -277,3 +277,18 @@ def test_refusals_are_answered_as_documented(schema, api, project, vendors):
     for path, method, response in refusals:
         assert response.status_code in (400, 404)
         assert_documented(schema, path, method, response)
+
+
+# ---------------------------------------------------------------------------------------------
+# What openapi.yaml lets through is what the server takes: no more, no less.
+# ---------------------------------------------------------------------------------------------
+def query_parameter(schema: dict, path: str, method: str, name: str) -> dict:
+    operation = schema["paths"][path][method]
+    return next(parameter for parameter in operation["parameters"] if parameter["name"] == name)
+
+
+def test_list_limit_starts_at_one_and_a_larger_one_is_capped_not_refused(schema):
+    limit = query_parameter(schema, "/image-gen", "get", "limit")
+
+    assert limit["schema"] == {"type": "integer", "minimum": 1}
+    assert f"at most {django_settings.IMAGEGEN_LIST_MAX_LIMIT}" in limit["description"]
