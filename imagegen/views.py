@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 
+from config.ids import ID_PATTERN
 from config.openapi import error_responses
 from imagegen import openapi, services
 from imagegen.filters import ImageFilter
@@ -68,9 +69,17 @@ def owned_images(request: Request):
         description="Your images, newest first, as a JSON array; the next page's URL is in the "
         '`Link: <...>; rel="next"` header.',
         parameters=[
-            OpenApiParameter("id", description="Only the image with this id."),
+            # The filters refuse an empty value or one with spaces around it (400); any other
+            # value that is not an id can match nothing (404).
             OpenApiParameter(
-                "projectId", description="Only this project's images (404 if it is not yours)."
+                "id",
+                pattern=f"^{ID_PATTERN}$",
+                description="Only the image with this id (404 if it is not yours).",
+            ),
+            OpenApiParameter(
+                "projectId",
+                pattern=f"^{ID_PATTERN}$",
+                description="Only this project's images (404 if it is not yours).",
             ),
         ],
         responses={200: ImageSerializer(many=True), **error_responses(400, 401, 404)},

@@ -282,6 +282,12 @@ def test_refusals_are_answered_as_documented(schema, api, project, vendors):
 # ---------------------------------------------------------------------------------------------
 # What openapi.yaml lets through is what the server takes: no more, no less.
 # ---------------------------------------------------------------------------------------------
+def matches(pattern: str, value: str) -> bool:
+    """Whether `value` matches a schema `pattern` read as ECMA-262, the schema's dialect: there
+    `$` ends the value, where Python's also matches before a final newline."""
+    return re.search(re.sub(r"\$$", r"\\Z", pattern), value) is not None
+
+
 def query_parameter(schema: dict, path: str, method: str, name: str) -> dict:
     operation = schema["paths"][path][method]
     return next(parameter for parameter in operation["parameters"] if parameter["name"] == name)
@@ -292,3 +298,19 @@ def test_list_limit_starts_at_one_and_a_larger_one_is_capped_not_refused(schema)
 
     assert limit["schema"] == {"type": "integer", "minimum": 1}
     assert f"at most {django_settings.IMAGEGEN_LIST_MAX_LIMIT}" in limit["description"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["id", "projectId"])
+def test_list_filters_take_what_an_id_looks_like_and_nothing_else_finds_images(
+    schema, api, project, name
+):
+    pattern = query_parameter(schema, "/image-gen", "get", name)["schema"]["pattern"]
+    image = GeneratedImageFactory(project=project)
+    own_id = image.id if name == "id" else project.id
+
+    assert matches(pattern, own_id)
+    assert api.get("/image-gen", {name: own_id}).status_code == 200
+    for value in ["", f" {own_id}", f"{own_id}\n", f"{own_id}-x", "x" * 41]:
+        assert not matches(pattern, value), repr(value)
+        assert api.get("/image-gen", {name: value}).status_code in (400, 404), repr(value)
