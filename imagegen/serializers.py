@@ -15,6 +15,7 @@ from django.core.files.storage import default_storage
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 from rest_framework.request import Request
 
@@ -97,6 +98,18 @@ class ImagePatchSerializer(serializers.Serializer):
                 "Send at least one of visual_prompt, art_style or s3_key."
             )
         return attrs
+
+
+class ImagePatchSerializerSchema(OpenApiSerializerExtension):
+    """In the schema, the PATCH body names at least one of its fields, as `validate` requires
+    (`minProperties` would not do: other keys are ignored, so `{"id": 1}` is refused too)."""
+
+    target_class = ImagePatchSerializer
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["anyOf"] = [{"required": [name]} for name in schema["properties"]]
+        return schema
 
 
 class StorageUrlCache:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -178,6 +179,17 @@ class ImageListCreateView(generics.ListAPIView):
         return Response(answer.data, status=code)
 
 
+class BodyRequiredSchema(AutoSchema):
+    """Marks the request body required although no field of it is on its own: a PATCH needs
+    one of its fields, whichever (`ImagePatchSerializerSchema`), so one without a body is a 400."""
+
+    def _get_request_body(self, direction: str = "request") -> dict | None:
+        request_body = super()._get_request_body(direction)
+        if request_body is not None:
+            request_body["required"] = True
+        return request_body
+
+
 @extend_schema_view(
     get=extend_schema(
         summary="Read one image", responses={200: ImageSerializer, **error_responses(401, 404)}
@@ -193,6 +205,7 @@ class ImageDetailView(generics.RetrieveAPIView):
 
     serializer_class = ImageSerializer
     lookup_url_kwarg = "image_id"
+    schema = BodyRequiredSchema()
 
     def get_queryset(self):
         return owned_images(self.request).select_related("project")

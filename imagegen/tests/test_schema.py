@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,11 @@ import yaml
 from django.conf import settings as django_settings
 from django.contrib.staticfiles import finders
 from django.core.management import call_command
-from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
+from openapi_schema_validator import (
+    OAS30ReadValidator,
+    OAS30WriteValidator,
+    oas30_format_checker,
+)
 
 from imagegen import openapi
 from imagegen.serializers import (
@@ -21,6 +26,7 @@ from imagegen.serializers import (
     ImageWithProjectSerializer,
 )
 from imagegen.tests.factories import GeneratedImageFactory
+from projects.serializers import ProjectSerializer
 
 SCHEMA_FILE = Path(django_settings.BASE_DIR) / "openapi.yaml"
 FIX = (
@@ -314,3 +320,36 @@ def test_list_filters_take_what_an_id_looks_like_and_nothing_else_finds_images(
     for value in ["", f" {own_id}", f"{own_id}\n", f"{own_id}-x", "x" * 41]:
         assert not matches(pattern, value), repr(value)
         assert api.get("/image-gen", {name: value}).status_code in (400, 404), repr(value)
+
+
+def request_schema_accepts(schema: dict, component: str, body: object) -> bool:
+    validator = OAS30WriteValidator(
+        {"$ref": f"#/components/schemas/{component}", "components": schema["components"]},
+        format_checker=oas30_format_checker,
+    )
+    return validator.is_valid(body)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "component", "serializer", "bodies"),
+    [
+        (
+            "/image-gen/{image_id}",
+            "PatchedImagePatchRequest",
+            ImagePatchSerializer,
+            [{}, {"id": "x"}, {"art_style": ""}, {"visual_prompt": "A fox"}, {"s3_key": "k.jpg"}],
+        ),
+        (
+            "/projects/{id}",
+            "PatchedProjectRequest",
+            partial(ProjectSerializer, partial=True),
+            [{}, {"id": "x"}, {"name": "Renamed"}],
+        ),
+    ],
+)
+def test_patch_bodies_need_what_the_server_needs(schema, path, component, serializer, bodies):
+    assert schema["paths"][path]["patch"]["requestBody"]["required"] is True
+    for body in bodies:
+        expected = serializer(data=body).is_valid()
+        assert request_schema_accepts(schema, component, body) is expected, body
