@@ -15,7 +15,10 @@ from django.core.files.storage import default_storage
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils import timezone
-from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.extensions import (
+    OpenApiSerializerExtension,
+    OpenApiSerializerFieldExtension,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 
@@ -385,12 +388,34 @@ class BatchItemSerializer(ImageGenerateSerializer):
     projectId = None  # noqa: N815  (the batch names the project once)
 
 
+class BatchItemsField(serializers.ListField):
+    """`items` of a batch: a list the serializer checks item by item in `validate`, to name
+    each bad one by index and field."""
+
+
+class BatchItemsFieldSchema(OpenApiSerializerFieldExtension):
+    """In the schema, `items` is 1 to `IMAGEGEN_BATCH_MAX_ITEMS` batch items."""
+
+    target_class = BatchItemsField
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict:
+        item = auto_schema.resolve_serializer(BatchItemSerializer, direction)
+        return {
+            "type": "array",
+            "items": item.ref,
+            "minItems": 1,
+            "maxItems": settings.IMAGEGEN_BATCH_MAX_ITEMS,
+        }
+
+
 class ImageBatchCreateSerializer(serializers.Serializer):
     """The body of `POST /image-gen/batch`. All or nothing: every item is checked first, and
     the errors name each bad item by index and field (`items[3].visual_prompt`)."""
 
     projectId = project_id_field()  # noqa: N815
-    items = serializers.ListField(allow_empty=False)
+    items = BatchItemsField(
+        allow_empty=False, help_text="Each item's uuid must differ from the others'."
+    )
 
     def validate_items(self, items: list[Any]) -> list[Any]:
         limit = settings.IMAGEGEN_BATCH_MAX_ITEMS

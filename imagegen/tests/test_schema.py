@@ -19,7 +19,9 @@ from openapi_schema_validator import (
 
 from imagegen import openapi
 from imagegen.serializers import (
+    BatchItemSerializer,
     GenerationAnswerSerializer,
+    ImageBatchCreateSerializer,
     ImageGenerateSerializer,
     ImagePatchSerializer,
     ImageSerializer,
@@ -353,3 +355,20 @@ def test_patch_bodies_need_what_the_server_needs(schema, path, component, serial
     for body in bodies:
         expected = serializer(data=body).is_valid()
         assert request_schema_accepts(schema, component, body) is expected, body
+
+
+def test_batch_items_are_documented_as_batch_items_up_to_the_maximum(schema):
+    limit = django_settings.IMAGEGEN_BATCH_MAX_ITEMS
+
+    def body(count: int) -> dict:
+        item = {"visual_prompt": "A fox", "art_style": "ink"}
+        return {
+            "projectId": "clxyz123abc",
+            "items": [{**item, "uuid": f"seg-{n}"} for n in range(count)],
+        }
+
+    for sample in [body(0), body(1), body(limit), body(limit + 1), {**body(1), "items": [{}]}]:
+        expected = ImageBatchCreateSerializer(data=sample).is_valid()
+        assert request_schema_accepts(schema, "ImageBatchCreateRequest", sample) is expected
+    item = schema["components"]["schemas"]["BatchItemRequest"]
+    assert list(item["properties"]) == list(BatchItemSerializer().fields)
