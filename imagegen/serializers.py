@@ -60,6 +60,25 @@ class ModelChoiceField(StrictCharField):
         return value
 
 
+class ModelChoiceFieldSchema(OpenApiSerializerFieldExtension):
+    """In the schema, `model` is `auto` or a route `IMAGEGEN_ROUTES` sends prompts to: the
+    routes of a server with every vendor configured. The schema does not change with what one
+    server has configured, so the description says how a server narrows it."""
+
+    target_class = ModelChoiceField
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict:
+        routes = dict.fromkeys(settings.IMAGEGEN_ROUTES.values())
+        return {
+            "type": "string",
+            "enum": ["auto", *routes],
+            "description": "`auto` routes the prompt by its content; a route name forces that "
+            "route. A server takes only the routes it has configured (`IMAGEGEN_PROVIDERS`) and "
+            "answers 400 to the others: with one vendor key, only that vendor's route; in a "
+            "local run without keys, `offline-sketch` instead of these.",
+        }
+
+
 def aspect_ratio_field() -> serializers.ChoiceField:
     """One of the ratios every provider can make; a wrong one is not echoed back."""
     return serializers.ChoiceField(

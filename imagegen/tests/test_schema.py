@@ -372,3 +372,14 @@ def test_batch_items_are_documented_as_batch_items_up_to_the_maximum(schema):
         assert request_schema_accepts(schema, "ImageBatchCreateRequest", sample) is expected
     item = schema["components"]["schemas"]["BatchItemRequest"]
     assert list(item["properties"]) == list(BatchItemSerializer().fields)
+
+
+def test_model_is_auto_or_a_route_of_a_server_with_every_vendor(schema):
+    models = schema["components"]["schemas"]["ModelEnum"]["enum"]
+
+    # The test settings configure every vendor, as a server with both vendor keys does.
+    assert models == ["auto", *django_settings.IMAGEGEN_PROVIDERS]
+    for model in [*models, "offline-sketch", "Auto"]:
+        body = {**SEED_REQUEST, "model": model}
+        expected = ImageGenerateSerializer(data=body).is_valid()
+        assert request_schema_accepts(schema, "ImageGenerateRequest", body) is expected, model
