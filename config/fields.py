@@ -10,8 +10,18 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-# C0/C1 control characters except tab and newline, which prompts may legitimately contain.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# C0/C1 control characters except tab, newline and carriage return, which prompts may
+# legitimately contain. Written as a character class's contents, in escapes that Python's `re`
+# and ECMA-262 (the OpenAPI schema's patterns) read alike.
+CONTROL_CHARACTERS = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f"
+# What every DRF CharField refuses (ProhibitNullCharactersValidator).
+NUL = r"\u0000"
+# What `str.strip()` removes (`str.isspace()`): a trimmed field of only these is blank.
+WHITESPACE = (
+    r"\t\n\u000b\u000c\r\u001c-\u001f\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029"
+    r"\u202f\u205f\u3000"
+)
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 
 class StrictCharField(serializers.CharField):
@@ -29,6 +39,20 @@ class StrictCharField(serializers.CharField):
         if _CONTROL.search(data):
             self.fail("control_characters")
         return super().to_internal_value(data)
+
+
+def text_pattern(field: serializers.CharField) -> str:
+    """The schema `pattern` of the non-empty strings `field` takes: none of the characters it
+    refuses (control characters, or NUL for a plain CharField). A trimmed field judges a value of
+    only whitespace before its characters: blank, it is refused, or taken as "" where a blank is
+    allowed. The empty string is left to `minLength`, or to the empty alternative (`oneOf`)
+    drf-spectacular adds for a field that allows a blank."""
+    refused = CONTROL_CHARACTERS if isinstance(field, StrictCharField) else NUL
+    if not field.trim_whitespace:
+        return f"^[^{refused}]+$"
+    if field.allow_blank:
+        return f"^(?:[{WHITESPACE}]+|[^{refused}]+)$"
+    return f"^[^{refused}]*[^{refused}{WHITESPACE}][^{refused}]*$"
 
 
 class WholeValueRegexValidator(RegexValidator):

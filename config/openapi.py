@@ -1,11 +1,16 @@
-"""The OpenAPI schema's shared parts: the one error shape, what each status means, seed paths."""
+"""The OpenAPI schema's shared parts: the one error shape, what each status means, text
+patterns, seed paths."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework import serializers
+
+from config.fields import text_pattern
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -92,6 +97,27 @@ def error_responses(
         )
         for status in statuses
     }
+
+
+class CharFieldSchema(OpenApiSerializerFieldExtension):
+    """In request bodies, a string field's `pattern` states the characters it refuses and, if it
+    refuses a blank, that whitespace alone is one (`text_pattern`). A field with a pattern of its
+    own keeps it: those admit neither control characters nor whitespace."""
+
+    target_class = serializers.CharField
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict | None:
+        field = self.target
+        schema = auto_schema._map_serializer_field(field, direction, bypass_extensions=True)
+        if (
+            direction == "request"
+            and schema is not None
+            and schema.get("type") == "string"
+            and not any(isinstance(validator, RegexValidator) for validator in field.validators)
+        ):
+            schema["pattern"] = text_pattern(field)
+        return schema
 
 
 def paths_without_trailing_slash(

@@ -66,6 +66,7 @@ class ModelChoiceFieldSchema(OpenApiSerializerFieldExtension):
     server has configured, so the description says how a server narrows it."""
 
     target_class = ModelChoiceField
+    priority = 1  # before config.openapi.CharFieldSchema, which matches every CharField
 
     def map_serializer_field(self, auto_schema: Any, direction: str) -> dict:
         routes = dict.fromkeys(settings.IMAGEGEN_ROUTES.values())

@@ -16,7 +16,10 @@ from openapi_schema_validator import (
     OAS30WriteValidator,
     oas30_format_checker,
 )
+from rest_framework import serializers
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
 
+from accounts.tokens import TokenRefreshOnceSerializer
 from imagegen import openapi
 from imagegen.serializers import (
     BatchItemSerializer,
@@ -383,3 +386,51 @@ def test_model_is_auto_or_a_route_of_a_server_with_every_vendor(schema):
         body = {**SEED_REQUEST, "model": model}
         expected = ImageGenerateSerializer(data=body).is_valid()
         assert request_schema_accepts(schema, "ImageGenerateRequest", body) is expected, model
+
+
+# Every character a text pattern names, and its neighbours: C0 and C1 controls, Latin-1, all
+# that `str.strip()` removes, a zero-width no-break space (not whitespace to Python) and an emoji.
+CHARACTERS = [chr(code) for code in range(0x100)] + [
+    character for character in map(chr, range(0x100, 0x3001)) if character.isspace()
+]
+TEXT_SAMPLES = [
+    "",
+    "  A fox  ",
+    "\ufeff",
+    "\U0001f98a",
+    *CHARACTERS,
+    *(f"A{character}fox" for character in CHARACTERS),
+    *(f"{character}\u3000\t" for character in CHARACTERS),
+]
+
+
+@pytest.mark.parametrize(
+    ("component", "name", "field"),
+    [
+        *(
+            ("ImageGenerateRequest", name, ImageGenerateSerializer().fields[name])
+            for name in ["visual_prompt", "art_style"]
+        ),
+        ("PatchedImagePatchRequest", "s3_key", ImagePatchSerializer().fields["s3_key"]),
+        ("ProjectRequest", "name", ProjectSerializer().fields["name"]),
+        ("TokenObtainPairRequest", "username", TokenObtainPairSerializer().fields["username"]),
+        ("TokenObtainPairRequest", "password", TokenObtainPairSerializer().fields["password"]),
+        ("TokenRefreshRequest", "refresh", TokenRefreshOnceSerializer().fields["refresh"]),
+    ],
+)
+def test_text_fields_take_in_the_schema_exactly_what_the_server_takes(
+    schema, component, name, field
+):
+    field_schema = schema["components"]["schemas"][component]["properties"][name]
+    validator = OAS30WriteValidator(
+        {**field_schema, "components": schema["components"]}, format_checker=oas30_format_checker
+    )
+
+    for sample in TEXT_SAMPLES:
+        try:
+            field.run_validation(sample)
+        except serializers.ValidationError:
+            expected = False
+        else:
+            expected = True
+        assert validator.is_valid(sample) is expected, (name, sample)
