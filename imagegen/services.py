@@ -150,21 +150,13 @@ def image_claim(
     """
     aspect_ratio = aspect_ratio or settings.IMAGEGEN_DEFAULT_ASPECT_RATIO
     runs_now = status == GeneratedImage.Status.RUNNING
-    fields = {
-        "visual_prompt": visual_prompt,
-        "art_style": art_style,
-        "aspect_ratio": aspect_ratio,
-        "requested_model": model,
-        "status": status,
-        "model": "",
-        "provider_model": "",
-        "message": "",
-        "error_code": "",
-        "block_reason": "",
-        **routing_fields(routing.route(visual_prompt, art_style)),
-        "started_at": timezone.now() if runs_now else None,
-        "finished_at": None,
-    }
+    fields = _claim_fields(
+        visual_prompt=visual_prompt,
+        art_style=art_style,
+        aspect_ratio=aspect_ratio,
+        model=model,
+        status=status,
+    )
     for _ in range(2):
         try:
             with transaction.atomic():
@@ -193,6 +185,27 @@ def image_claim(
             # A concurrent request inserted the same (project, uuid) first: read its row.
             continue
     raise GenerationInProgress(_in_progress_message(uuid), headers={"Retry-After": "5"})
+
+
+def _claim_fields(
+    *, visual_prompt: str, art_style: str, aspect_ratio: str, model: str, status: str
+) -> dict[str, object]:
+    """What a claim writes on a new or taken-over row: the request, its route, a clean slate."""
+    return {
+        "visual_prompt": visual_prompt,
+        "art_style": art_style,
+        "aspect_ratio": aspect_ratio,
+        "requested_model": model,
+        "status": status,
+        "model": "",
+        "provider_model": "",
+        "message": "",
+        "error_code": "",
+        "block_reason": "",
+        **routing_fields(routing.route(visual_prompt, art_style)),
+        "started_at": timezone.now() if status == GeneratedImage.Status.RUNNING else None,
+        "finished_at": None,
+    }
 
 
 def _is_replay(
@@ -1108,8 +1121,12 @@ def batch_create(*, user, project, items: Sequence[BatchItem]) -> BatchOutcome:
     """
     with transaction.atomic():
         batch = ImageBatch.objects.create(user=user, project=project)
+        created = _create_pending(user=user, project=project, items=items)
         outcomes = []
         for index, item in enumerate(items):
+            if item.uuid in created:
+                outcomes.append(GenerationOutcome(created[item.uuid]))
+                continue
             try:
                 outcomes.append(
                     image_claim(
@@ -1132,6 +1149,47 @@ def batch_create(*, user, project, items: Sequence[BatchItem]) -> BatchOutcome:
     for outcome in outcomes:
         _settle(outcome.image)
     return BatchOutcome(batch=batch, items=outcomes)
+
+
+def _create_pending(*, user, project, items: Sequence[BatchItem]) -> dict[str, GeneratedImage]:
+    """Insert the items whose uuid the project does not hold yet as `pending`, in one statement;
+    return them by uuid. The others (replays, conflicts, retries) are `image_claim`'s.
+
+    A storyboard is mostly new segments: one insert instead of a claim each (a savepoint, a
+    locking read and an insert) took a 200-item batch from about 800 round trips to a few. If a
+    concurrent request inserts one of the uuids first, nothing is inserted here, and every item
+    goes through `image_claim`, which settles such races.
+    """
+    uuids = [item.uuid for item in items]
+    taken = set(
+        GeneratedImage.objects.filter(project=project, uuid__in=uuids).values_list(
+            "uuid", flat=True
+        )
+    )
+    rows = [
+        GeneratedImage(
+            project=project,
+            user=user,
+            uuid=item.uuid,
+            **_claim_fields(
+                visual_prompt=item.visual_prompt,
+                art_style=item.art_style,
+                aspect_ratio=item.aspect_ratio or settings.IMAGEGEN_DEFAULT_ASPECT_RATIO,
+                model=item.model,
+                status=GeneratedImage.Status.PENDING,
+            ),
+        )
+        for item in items
+        if item.uuid not in taken
+    ]
+    if len({row.uuid for row in rows}) != len(rows):
+        return {}  # a uuid twice: image_claim refuses the second as it always has
+    try:
+        with transaction.atomic():
+            GeneratedImage.objects.bulk_create(rows)
+    except IntegrityError:
+        return {}
+    return {row.uuid: row for row in rows}
 
 
 @dataclass(frozen=True)

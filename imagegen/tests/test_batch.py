@@ -177,12 +177,48 @@ def test_a_batch_over_the_configured_maximum_is_a_400(api, project, settings):
     assert not GeneratedImage.objects.exists()
 
 
-def test_the_default_maximum_of_200_items_is_accepted(api, project, django_assert_max_num_queries):
-    with django_assert_max_num_queries(1200):
+def test_the_default_maximum_of_200_items_is_accepted(api, project, django_assert_num_queries):
+    # New segments are inserted in one statement, not claimed one by one.
+    with django_assert_num_queries(10):
         response = post_batch(api, project, storyboard(200))
 
     assert response.status_code == 202
     assert GeneratedImage.objects.filter(status="pending").count() == 200
+    ids = [item["id"] for item in response.json()["items"]]
+    assert ids == list(
+        GeneratedImage.objects.filter(pk__in=ids).order_by("uuid").values_list("pk", flat=True)
+    )
+
+
+def test_a_batch_mixing_new_and_known_segments_claims_the_known_ones(
+    api, project, settings, django_capture_on_commit_callbacks
+):
+    same = {
+        "project": project,
+        "visual_prompt": REALISTIC["visual_prompt"],
+        "art_style": REALISTIC["art_style"],
+        "aspect_ratio": settings.IMAGEGEN_DEFAULT_ASPECT_RATIO,
+    }
+    done = GeneratedImageFactory(uuid="segment-001", status="succeeded", **same)
+    failed = GeneratedImageFactory(uuid="segment-002", status="failed", s3_key="", **same)
+
+    with django_capture_on_commit_callbacks():
+        response = post_batch(api, project, storyboard(4))
+
+    assert response.status_code == 202, response.json()
+    states = {item["uuid"]: item["status"] for item in response.json()["items"]}
+    assert states == {
+        "segment-000": "pending",
+        "segment-001": "succeeded",
+        "segment-002": "pending",
+        "segment-003": "pending",
+    }
+    batch = ImageBatch.objects.get()
+    assert set(batch.images.values_list("uuid", flat=True)) == set(states)
+    failed.refresh_from_db()
+    assert (failed.status, failed.batch_id) == ("pending", batch.pk)
+    done.refresh_from_db()
+    assert done.status == "succeeded"
 
 
 def test_a_batch_for_another_users_project_is_a_404_and_records_nothing(api, other_project):
