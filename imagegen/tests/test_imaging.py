@@ -178,6 +178,28 @@ def test_at_most_the_configured_number_of_conversions_run_at_once(monkeypatch, s
     assert peak == 2
 
 
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="memfd is Linux's")
+def test_the_jpeg_is_encoded_into_a_file_descriptor_and_matches_pillows_own(monkeypatch):
+    """Pillow lets other threads run while it encodes into a file descriptor, not into a
+    BytesIO: the descriptor is what lets a server's conversions encode in parallel."""
+    source = vendor_payloads.image_bytes("PNG", size=(64, 48), content="photo")
+    expected = encoded(Image.open(io.BytesIO(source)).convert("RGB"), "JPEG", quality=90)
+    descriptors = []
+    save = Image.Image.save
+
+    def spy(image: Image.Image, fp, *args, **kwargs) -> None:
+        descriptors.append(fp.fileno())  # a BytesIO has none: io.UnsupportedOperation
+        save(image, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", spy)
+
+    jpeg = to_jpeg(source)
+
+    assert len(descriptors) == 1
+    assert jpeg.data == expected
+    assert (jpeg.width, jpeg.height) == (64, 48)
+
+
 def test_sixteen_bit_greyscale_keeps_its_tones():
     buffer = io.BytesIO()
     Image.new("I;16", (8, 8), 32768).save(buffer, format="PNG")
