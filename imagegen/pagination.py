@@ -31,8 +31,9 @@ class LinkHeaderCursorPagination(CursorPagination):
         if raw is None:
             return self.page_size
         try:
-            limit = int(raw)
-        except ValueError:
+            # Digits only: int() also takes " 5", "+5", "1_0" and full-width "５".
+            limit = int(raw) if raw.isascii() and raw.isdigit() else 0
+        except ValueError:  # past Python's limit on the digits of an int
             limit = 0
         if limit < 1:
             raise ValidationError(

@@ -139,7 +139,9 @@ def test_a_bad_cursor_is_a_400_in_the_error_shape(api, project, cursor):
     assert body["message"].startswith("Invalid input: cursor: Invalid cursor")
 
 
-@pytest.mark.parametrize("limit", ["0", "-3", "ten", "1.5", ""])
+@pytest.mark.parametrize(
+    "limit", ["0", "-3", "ten", "1.5", "", " 5", "+5", "1_0", "\uff15", "9" * 5000]
+)
 def test_a_bad_limit_is_a_400_in_the_error_shape(api, limit, settings):
     settings.IMAGEGEN_LIST_MAX_LIMIT = 500
 
