@@ -88,11 +88,15 @@ def _encode_jpeg(image: Image.Image, *, quality: int) -> bytes:
     2.03x). An anonymous in-memory file (memfd) is such a descriptor, with no disk behind it.
     """
     params = {"format": "JPEG", "quality": quality, "optimize": False}
-    if not hasattr(os, "memfd_create"):  # not Linux: correct, only without that parallelism
+    try:
+        descriptor = os.memfd_create("jpeg", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):
+        # Not Linux, or no descriptor to be had (a sandbox's filter, the process's limit):
+        # correct, only without that parallelism.
         buffer = io.BytesIO()
         image.save(buffer, **params)
         return buffer.getvalue()
-    with os.fdopen(os.memfd_create("jpeg", os.MFD_CLOEXEC), "w+b") as file:
+    with os.fdopen(descriptor, "w+b") as file:
         image.save(file, **params)
         file.seek(0)
         return file.read()

@@ -200,6 +200,19 @@ def test_the_jpeg_is_encoded_into_a_file_descriptor_and_matches_pillows_own(monk
     assert (jpeg.width, jpeg.height) == (64, 48)
 
 
+@pytest.mark.parametrize("failure", [OSError(24, "Too many open files"), AttributeError()])
+def test_without_a_memfd_the_jpeg_is_encoded_in_memory_all_the_same(monkeypatch, failure):
+    source = vendor_payloads.image_bytes("PNG", size=(64, 48), content="photo")
+    expected = to_jpeg(source).data
+
+    def refuse(*args: object) -> int:
+        raise failure
+
+    monkeypatch.setattr(os, "memfd_create", refuse, raising=False)
+
+    assert to_jpeg(source).data == expected
+
+
 def test_sixteen_bit_greyscale_keeps_its_tones():
     buffer = io.BytesIO()
     Image.new("I;16", (8, 8), 32768).save(buffer, format="PNG")
