@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
 
@@ -39,13 +40,13 @@ def _posted_form(request: HttpRequest) -> QueryDict:
     """A POST's form fields, or nothing for any other request or body."""
     if request.method != "POST" or request.content_type not in _FORM_TYPES:
         return QueryDict()
-    # Buffered first: a multipart form parsed straight from the stream leaves a view (the API's,
-    # which answers 415 to any form) no body to read.
-    request.body  # noqa: B018
     try:
+        # Buffered first: a multipart form parsed straight from the stream leaves a view (the
+        # API's, which answers 415 to any form) no body to read.
+        request.body  # noqa: B018
         return request.POST
-    except MultiPartParserError:
-        return QueryDict()  # malformed: the view refuses it in its own way
+    except (RequestDataTooBig, MultiPartParserError):
+        return QueryDict()  # too large or malformed: the view refuses it in its own way
 
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -67,7 +68,8 @@ def refuse_chunked_bodies(get_response: Callable[[HttpRequest], HttpResponse]) -
 
     def middleware(request: HttpRequest) -> HttpResponse:
         chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-        if chunked and not request.META.get("CONTENT_LENGTH"):
+        takes_body = request.method in ("POST", "PUT", "PATCH")
+        if chunked and takes_body and not request.META.get("CONTENT_LENGTH"):
             return length_required(request)
         return get_response(request)
 

@@ -115,3 +115,23 @@ def test_a_body_with_its_length_is_served_whatever_transfer_encoding_says(api, p
     )
 
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("method", ["get", "head", "options", "delete"])
+def test_a_request_without_a_body_is_served_whatever_transfer_encoding_says(api, project, method):
+    response = getattr(api, method)(
+        f"/projects/{project.id}", headers={"Transfer-Encoding": "chunked"}, CONTENT_LENGTH=""
+    )
+
+    assert response.status_code in (200, 204)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
+)
+def test_a_form_over_the_upload_limit_gets_the_views_own_answer(api, settings, content_type):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+
+    response = api.generic("POST", "/image-gen", "a=" + "x" * 2048, content_type=content_type)
+
+    assert response.status_code == 415
