@@ -47,10 +47,12 @@ class Env(environ.Env):
     ) -> dict:
         try:
             return super().db_url(var, default=default, engine=engine)
-        except ValueError as exc:
+        except ValueError:
+            # Not the parser's reason: it may quote a piece of the URL, password included.
             raise ImproperlyConfigured(
-                f"{self.prefix}{var} is not a valid database URL ({exc}): correct it."
-            ) from exc
+                f"{self.prefix}{var} is not a valid database URL (a character in the password "
+                "that must be percent-encoded, such as / or @?): correct it."
+            ) from None
 
     db = db_url
 
