@@ -100,13 +100,15 @@ def worker(
 
 
 @pytest.fixture
-def publish_to_broker(broker: str, monkeypatch) -> None:
+def publish_to_broker(broker: str, monkeypatch, settings) -> None:
     """This process queues tasks on Redis instead of running them in-process."""
     # Celery reads the broker from the environment before its settings. Eager calls made
     # earlier in this process left connection and producer pools for the default broker: drop
     # them (Celery does the same after a fork).
     monkeypatch.setenv("CELERY_BROKER_URL", broker)
     monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
+    # The services read the setting too: eager, they re-read rows the worker may have started.
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     monkeypatch.setattr(celery_app, "_pool", None)
     monkeypatch.setattr(celery_app.amqp, "_producer_pool", None)
 
