@@ -419,19 +419,25 @@ def interrupted_batch(
     """A 10-item batch, one at a time, with Ctrl-C pressed `ctrl_c` times while the second item
     is generating: (the uuids started, the CommandError, stdout, stderr)."""
     started = []
+    out, err = io.StringIO(), io.StringIO()
 
     def generate(item, *, project):
         started.append(item["uuid"])
         if len(started) == 2:
             for _ in range(ctrl_c):
                 os.kill(os.getpid(), signal.SIGINT)
+                # As a person's would, the next press comes once this one was answered: two
+                # signals before the main thread runs its handler count as one.
+                deadline = time.monotonic() + 10
+                while "waiting for the ones in progress" not in err.getvalue():
+                    assert time.monotonic() < deadline, "Ctrl-C was not answered"
+                    time.sleep(0.01)
                 time.sleep(0.2)
         return fake_outcome(item, project=project)
 
     monkeypatch.setattr("imagegen.management.commands.generate_batch.generate", generate)
     rows = [f"Scene {number},photo,seg-{number},," for number in range(10)]
     path = write(tmp_path, "board.csv", csv_rows(*rows))
-    out, err = io.StringIO(), io.StringIO()
 
     with pytest.raises(CommandError) as failure:
         call_command(
