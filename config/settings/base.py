@@ -10,6 +10,8 @@ from typing import Any
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.text import shown
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
@@ -32,11 +34,10 @@ class Env(environ.Env):
         try:
             return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
         except ValueError as exc:
-            value = repr(self.ENVIRON.get(f"{self.prefix}{var}"))
-            shown = value if len(value) <= 50 else f"{value[:49]}\N{HORIZONTAL ELLIPSIS}"
+            value = shown(self.ENVIRON.get(f"{self.prefix}{var}"), limit=50)
             expected = self.EXPECTED.get(cast, "a valid value")
             raise ImproperlyConfigured(
-                f"{self.prefix}{var}={shown} is not {expected}: correct or unset it."
+                f"{self.prefix}{var}={value} is not {expected}: correct or unset it."
             ) from exc
 
     def db_url(

@@ -19,7 +19,7 @@ from config.settings.base import env
         ("float", "inf", "IMAGEGEN_TEST_SETTING='inf' is not a number"),
         ("int", "abc", "IMAGEGEN_TEST_SETTING='abc' is not a whole number"),
         ("int", "1.5", "IMAGEGEN_TEST_SETTING='1.5' is not a whole number"),
-        ("int", "x" * 10_000, "IMAGEGEN_TEST_SETTING='" + "x" * 48 + "… is not a whole number"),
+        ("int", "x" * 10_000, "IMAGEGEN_TEST_SETTING='" + "x" * 47 + "…' is not a whole number"),
     ],
 )
 def test_a_malformed_number_is_refused_naming_the_variable_and_its_value(
