@@ -53,3 +53,17 @@ class RelatedOnlyFilter(admin.RelatedOnlyFieldListFilter):
 
     def has_output(self) -> bool:
         return bool(self.used_parameters) or super().has_output()
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> list:
+        """The related objects with rows here, and the one filtered by, so the sidebar shows
+        which it is even when it has none."""
+        choices = super().field_choices(field, request, model_admin)
+        listed = {str(pk) for pk, _ in choices}
+        wanted = [value for value in self.lookup_val or () if value not in listed]
+        if wanted:
+            choices += field.get_choices(
+                include_blank=False,
+                limit_choices_to={"pk__in": wanted},
+                ordering=self.field_admin_ordering(field, request, model_admin),
+            )
+        return choices

@@ -27,6 +27,8 @@ IMAGES, PROJECTS, USERS = (
         (IMAGES, "id__range=a"),  # a range of one value
         (IMAGES, "created_at__year=9999"),  # the date hierarchy's next year is 10000
         (IMAGES, "created_at__year=9999&created_at__month=12"),
+        (IMAGES, "user__id__exact=abc"),  # not a user id: the filter's own lookup fails
+        (PROJECTS, "owner__id__exact=abc"),
         (PROJECTS, "name__regex=("),
         (PROJECTS, "created_at__year=9999&created_at__month=12&created_at__day=31"),
         (USERS, "username__regex=("),
@@ -66,3 +68,15 @@ def test_a_related_filter_with_one_choice_still_filters(admin_client):
     assert listed(IMAGES, f"project__id__exact={image.project_id}") == [image.pk]
     assert listed(PROJECTS, f"owner__id__exact={idle.pk}") == []
     assert listed(PROJECTS, f"owner__id__exact={empty.owner_id}") == [empty.pk]
+
+
+def test_the_filter_shows_the_related_object_it_filters_by(admin_client):
+    GeneratedImageFactory()
+    empty = ProjectFactory(name="The empty one")
+
+    response = admin_client.get(f"{IMAGES}?project__id__exact={empty.pk}")
+
+    changelist = response.context["cl"]
+    [spec] = [spec for spec in changelist.filter_specs if spec.field_path == "project"]
+    selected = [choice["display"] for choice in spec.choices(changelist) if choice["selected"]]
+    assert selected == ["The empty one"]
