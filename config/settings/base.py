@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,17 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
 class Env(environ.Env):
-    """django-environ's reader, strict about numbers: a malformed value stops start-up with
-    `ImproperlyConfigured` naming the variable (and its value, unless it is a database URL, which
-    may hold a password). django-environ alone raises a `ValueError` that names neither
-    (`could not convert string to float: ''` for "abc"), and reads a float by dropping every
-    character but digits, commas, dots and minus signs ("1e3" as 13.0)."""
+    """django-environ's reader, strict about numbers and switches: a malformed value stops
+    start-up with `ImproperlyConfigured` naming the variable (and its value, unless it is a
+    database URL, which may hold a password). django-environ alone raises a `ValueError` that
+    names neither (`could not convert string to float: ''` for "abc"), reads a float by dropping
+    every character but digits, commas, dots and minus signs ("1e3" as 13.0), and reads any
+    switch it does not know as off ("ture", or "flase" for a setting that is on by default)."""
 
-    EXPECTED = {int: "a whole number", float: "a number"}
+    EXPECTED = {int: "a whole number", float: "a number", bool: "true or false"}
+    BOOLEAN_FALSE_STRINGS = ("false", "off", "n", "no", "0")
+    # What Python's int() and float() also take: "1_000", and digits of other scripts ("٣").
+    _NUMBER = re.compile(r"[0-9eE.+\-]+|[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
 
     def get_value(
         self,
@@ -59,11 +64,20 @@ class Env(environ.Env):
 
     @classmethod
     def parse_value(cls, value: Any, cast: Any) -> Any:
+        if cast in (int, float) and not cls._NUMBER.fullmatch(str(value).strip()):
+            raise ValueError(f"{value!r} is not written in ASCII digits")
         if cast is float:
             number = float(value)
             if not math.isfinite(number):
                 raise ValueError(f"{value!r} is not finite")
             return number
+        if cast is bool and not isinstance(value, bool):
+            word = str(value).strip().lower()
+            if word in cls.BOOLEAN_TRUE_STRINGS:
+                return True
+            if word in cls.BOOLEAN_FALSE_STRINGS:
+                return False
+            raise ValueError(f"{value!r} is neither true nor false")
         return super().parse_value(value, cast)
 
 

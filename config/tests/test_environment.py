@@ -20,9 +20,18 @@ from config.settings.base import env
         ("int", "abc", "IMAGEGEN_TEST_SETTING='abc' is not a whole number"),
         ("int", "1.5", "IMAGEGEN_TEST_SETTING='1.5' is not a whole number"),
         ("int", "x" * 10_000, "IMAGEGEN_TEST_SETTING='" + "x" * 47 + "…' is not a whole number"),
+        # What int() and float() would take, but nobody writes in a setting.
+        ("int", "1_000", "IMAGEGEN_TEST_SETTING='1_000' is not a whole number"),
+        ("int", "\u0663", "IMAGEGEN_TEST_SETTING='\u0663' is not a whole number"),  # Arabic 3
+        ("float", "1_0.5", "IMAGEGEN_TEST_SETTING='1_0.5' is not a number"),
+        ("float", "\uff11", "IMAGEGEN_TEST_SETTING='\uff11' is not a number"),  # fullwidth 1
+        ("bool", "ture", "IMAGEGEN_TEST_SETTING='ture' is not true or false"),
+        ("bool", "flase", "IMAGEGEN_TEST_SETTING='flase' is not true or false"),
+        ("bool", "2", "IMAGEGEN_TEST_SETTING='2' is not true or false"),
+        ("bool", "", "IMAGEGEN_TEST_SETTING='' is not true or false"),
     ],
 )
-def test_a_malformed_number_is_refused_naming_the_variable_and_its_value(
+def test_a_malformed_value_is_refused_naming_the_variable_and_its_value(
     monkeypatch, cast, value, expected
 ):
     monkeypatch.setenv("IMAGEGEN_TEST_SETTING", value)
@@ -43,19 +52,27 @@ def test_a_malformed_number_is_refused_naming_the_variable_and_its_value(
         ("float", "-1", -1.0),
         ("int", "32", 32),
         ("int", " 7 ", 7),
+        ("bool", "true", True),
+        ("bool", " Yes ", True),
+        ("bool", "on", True),
+        ("bool", "1", True),
+        ("bool", "False", False),
+        ("bool", "off", False),
+        ("bool", "no", False),
+        ("bool", "0", False),
     ],
 )
-def test_numbers_are_read_as_written(monkeypatch, cast, value, expected):
+def test_numbers_and_switches_are_read_as_written(monkeypatch, cast, value, expected):
     monkeypatch.setenv("IMAGEGEN_TEST_SETTING", value)
 
     assert getattr(env, cast)("IMAGEGEN_TEST_SETTING", default=1) == expected
 
 
-@pytest.mark.parametrize("cast", ["float", "int"])
-def test_an_unset_variable_takes_its_default(monkeypatch, cast):
+@pytest.mark.parametrize(("cast", "default"), [("float", 3.0), ("int", 3), ("bool", True)])
+def test_an_unset_variable_takes_its_default(monkeypatch, cast, default):
     monkeypatch.delenv("IMAGEGEN_TEST_SETTING", raising=False)
 
-    assert getattr(env, cast)("IMAGEGEN_TEST_SETTING", default=3) == 3
+    assert getattr(env, cast)("IMAGEGEN_TEST_SETTING", default=default) == default
 
 
 @pytest.mark.parametrize(
