@@ -3,6 +3,7 @@ an argument is not UTF-8 text or the database or the cache cannot be reached."""
 
 from __future__ import annotations
 
+import math
 import traceback
 from collections.abc import Iterator
 from types import FrameType
@@ -11,7 +12,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import OperationalError
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -19,6 +20,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from config.text import is_text, shown
 
 REDIS_CACHE_MODULE = "django.core.cache.backends.redis"
+# psycopg_pool's own default wait for a connection, in seconds.
+DEFAULT_POOL_TIMEOUT = 30.0
 
 
 class OperatorCommand(BaseCommand):
@@ -27,11 +30,16 @@ class OperatorCommand(BaseCommand):
     not reach and what to do (exit status 1), instead of the driver's traceback.
 
     Only failures to connect count: any other database or cache error propagates as it is.
+    A command that never reads the database sets `requires_database = False`.
     """
+
+    requires_database = True
 
     def execute(self, *args: Any, **options: Any) -> Any:
         self.check_text(options)
         try:
+            if self.requires_database:
+                probe_database(connections[DEFAULT_DB_ALIAS])
             return super().execute(*args, **options)
         except OperationalError as exc:
             database = connecting(exc)
@@ -77,6 +85,32 @@ def connecting(exc: BaseException) -> BaseDatabaseWrapper | None:
             if isinstance(database, BaseDatabaseWrapper):
                 return database
     return None
+
+
+def probe_database(database: BaseDatabaseWrapper) -> None:
+    """Connect once, directly, to a PostgreSQL database reached through a pool not yet opened.
+
+    A pool that cannot connect retries in the background until its timeout
+    (DATABASE_POOL_TIMEOUT), logging a warning at every try: an operator waited 10 s, under a
+    dozen of them, for the one line saying the database was down. A direct connection is
+    refused at once, and gives up on a server that does not answer within the same timeout.
+    Raises `CommandError` naming the database when it cannot be reached.
+    """
+    pool = database.settings_dict["OPTIONS"].get("pool")
+    if (
+        database.vendor != "postgresql"
+        or not pool
+        or database.connection is not None
+        or database.alias in database._connection_pools
+    ):
+        return
+    params = database.get_connection_params()
+    timeout = pool.get("timeout", DEFAULT_POOL_TIMEOUT) if isinstance(pool, dict) else None
+    params.setdefault("connect_timeout", max(2, math.ceil(timeout or DEFAULT_POOL_TIMEOUT)))
+    try:
+        database.Database.connect(**params).close()
+    except database.Database.OperationalError as exc:
+        raise CommandError(unreachable_database_message(database, exc)) from exc
 
 
 def unreachable_database_message(database: BaseDatabaseWrapper, exc: BaseException) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import socket
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -79,6 +80,34 @@ def test_a_database_that_cannot_be_reached_is_one_line_naming_it(
     assert message.endswith("and that DATABASE_URL points to it.")
     assert "\n" not in message
     assert "not-to-be-shown" not in message
+
+
+def test_a_pool_that_cannot_connect_is_not_waited_for(default_database, caplog):
+    port = closed_port()
+    settings_dict = {
+        **connection.settings_dict,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "OPTIONS": {"pool": {"min_size": 1, "timeout": 30}},
+    }
+    unreachable = type(connections["default"])(settings_dict, alias="unreachable")
+    default_database(unreachable)
+    started = time.monotonic()
+
+    with pytest.raises(CommandError, match="Connection refused"):
+        call_command("imagegen_sweep", stdout=io.StringIO())
+
+    assert time.monotonic() - started < 5
+    assert not [record for record in caplog.records if record.name.startswith("psycopg")]
+    assert "unreachable" not in unreachable._connection_pools  # the pool was never opened
+
+
+def test_a_command_that_needs_no_database_runs_without_one(unreachable_database):
+    out = io.StringIO()
+
+    call_command("imagegen_providers", stdout=out)
+
+    assert "providers usable" in out.getvalue()
 
 
 def test_a_sqlite_file_that_cannot_be_opened_is_named(tmp_path, default_database):

@@ -27,6 +27,7 @@ class Command(OperatorCommand):
         "(a vendor call that is billed) and report its outcome and latency. Exits non-zero when "
         "no provider is usable (none configured, all circuits open, or with --ping all failed)."
     )
+    requires_database = False  # configuration, the breakers in the cache, and the vendors
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
