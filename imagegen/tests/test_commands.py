@@ -11,6 +11,7 @@ import time
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from django.conf import settings as django_settings
@@ -413,12 +414,20 @@ def test_batch_reports_an_unexpected_error_and_finishes_the_rest(tmp_path, proje
     assert message.startswith("1 of 2 items failed")
 
 
-def interrupted_batch(
-    tmp_path, project, monkeypatch, *, ctrl_c: int
-) -> tuple[list[str], CommandError, str, str]:
+class Interrupted(NamedTuple):
+    started: list[str]  # the uuids
+    failure: CommandError
+    out: str
+    err: str
+    handlers: list[tuple[int, object]]  # what the command passed to `signal.signal`
+
+
+def interrupted_batch(tmp_path, project, monkeypatch, *, ctrl_c: int) -> Interrupted:
     """A 10-item batch, one at a time, with Ctrl-C pressed `ctrl_c` times while the second item
-    is generating: (the uuids started, the CommandError, stdout, stderr)."""
+    is generating. `signal.signal` only records what it is given: the test process keeps its
+    own Ctrl-C handler."""
     started = []
+    handlers: list[tuple[int, object]] = []
     out, err = io.StringIO(), io.StringIO()
 
     def generate(item, *, project):
@@ -439,16 +448,19 @@ def interrupted_batch(
     rows = [f"Scene {number},photo,seg-{number},," for number in range(10)]
     path = write(tmp_path, "board.csv", csv_rows(*rows))
 
+    monkeypatch.setattr(signal, "signal", lambda *handler: handlers.append(handler))
     with pytest.raises(CommandError) as failure:
         call_command(
             "generate_batch", path, "--project", project.pk, "--concurrency", "1",
             stdout=out, stderr=err,
         )  # fmt: skip
-    return started, failure.value, out.getvalue(), err.getvalue()
+    return Interrupted(started, failure.value, out.getvalue(), err.getvalue(), handlers)
 
 
 def test_ctrl_c_starts_no_further_item_and_reports_what_finished(tmp_path, project, monkeypatch):
-    started, failure, out, err = interrupted_batch(tmp_path, project, monkeypatch, ctrl_c=1)
+    started, failure, out, err, handlers = interrupted_batch(
+        tmp_path, project, monkeypatch, ctrl_c=1
+    )
 
     assert started == ["seg-0", "seg-1"]
     assert failure.returncode == 130
@@ -458,20 +470,25 @@ def test_ctrl_c_starts_no_further_item_and_reports_what_finished(tmp_path, proje
     assert "waiting for the ones in progress" in err
     assert "10 items:" not in out
     assert "2 items: 2 generated" in out
+    assert handlers == []
 
 
 def test_a_second_ctrl_c_ends_the_batch_with_one_line_and_status_130(
     tmp_path, project, monkeypatch
 ):
-    started, failure, out, _ = interrupted_batch(tmp_path, project, monkeypatch, ctrl_c=2)
+    started, failure, out, _, handlers = interrupted_batch(tmp_path, project, monkeypatch, ctrl_c=2)
 
     assert started == ["seg-0", "seg-1"]
     assert failure.returncode == 130
     assert str(failure) == (
         "Interrupted again: the summary is skipped, and 8 of 10 items were not started. "
-        "Re-run the same command to continue; the items that succeeded are skipped."
+        "Re-run the same command to continue; the items that succeeded are skipped. Ctrl-C "
+        "once more to stop without waiting for the calls in progress."
     )
     assert "items:" not in out
+    # The process then waits for the call in progress as it exits: a third Ctrl-C ends it at
+    # once, as the system does, not with a traceback from Python's exit code.
+    assert handlers == [(signal.SIGINT, signal.SIG_DFL)]
 
 
 def test_batch_reads_a_file_whose_name_is_not_utf8(tmp_path, project, monkeypatch):

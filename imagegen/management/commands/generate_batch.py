@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import logging
+import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -126,7 +128,8 @@ class Command(OperatorCommand):
         Ctrl-C starts no further item (each is a paid vendor call): the ones in progress finish
         and are recorded, then `BatchInterrupted` carries what finished. A second Ctrl-C stops
         the waiting and the summary with a `CommandError` (status 130); the calls already made
-        still end before the process does.
+        still end before the process does, unless a third Ctrl-C ends it at once (their rows
+        stay `running` until their lease runs out).
         """
         results: list[ItemResult | None] = [None] * len(items)
         pool = ThreadPoolExecutor(concurrency, thread_name_prefix="generate_batch")
@@ -154,13 +157,16 @@ class Command(OperatorCommand):
                 # A cancelled future never completes: wait only for those that started.
                 collect([future for future in futures if not future.cancelled()])
             except KeyboardInterrupt:
-                # Say so now: the process waits for the calls in progress when it exits.
+                # Say so now: the process waits for the calls in progress when it exits, and
+                # Python would answer a third Ctrl-C there with a traceback from its exit code.
                 wait_for_pool = False
+                restore_default_interrupt()
                 not_started = sum(future.cancelled() for future in futures)
                 raise CommandError(
                     f"Interrupted again: the summary is skipped, and {not_started} of "
                     f"{len(items)} items were not started. Re-run the same command to continue; "
-                    "the items that succeeded are skipped.",
+                    "the items that succeeded are skipped. Ctrl-C once more to stop without "
+                    "waiting for the calls in progress.",
                     returncode=130,
                 ) from None
             raise BatchInterrupted([result for result in results if result is not None]) from None
@@ -202,6 +208,12 @@ class Command(OperatorCommand):
         for result in results:
             if result.result == "failed":
                 self.stdout.write(f"  {result.uuid}: {result.message}")
+
+
+def restore_default_interrupt() -> None:
+    """Let the next Ctrl-C end the process at once, as the system does by default."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def image_cells(image: GeneratedImage | None) -> tuple[str, str, str]:
