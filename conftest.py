@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid as uuid_lib
 from collections.abc import Iterator
 
@@ -15,6 +18,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.tests.factories import UserFactory
+from config.cache import CacheOutage
 from imagegen.testing import vendor_payloads
 from imagegen.testing.fake_vendors import FakeVendorServer
 from projects.tests.factories import ProjectFactory
@@ -99,9 +103,26 @@ def any_storage(request, settings, moto_endpoint: str, tmp_path) -> str:
     return request.param
 
 
+def settings_in_new_process(expression: str, **environment: str) -> str:
+    """What `expression` prints in a new interpreter whose settings read `environment` (on top of
+    this process's): how a setting is read from the environment at start-up."""
+    script = f"from django.conf import settings; print({expression})"
+    result = subprocess.run(  # noqa: S603  (our own interpreter and settings)
+        [sys.executable, "-c", script],
+        env={**os.environ, **environment},
+        cwd=django_settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.splitlines()[-1]
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
-    # Circuit breakers and throttles live in the cache; each test starts closed and unthrottled.
+    # Circuit breakers and throttles live in the cache; each test starts closed and unthrottled,
+    # with the cache believed up.
+    CacheOutage.clear()
     cache.clear()
 
 

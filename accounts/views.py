@@ -10,6 +10,7 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework_simplejwt import views as jwt_views
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 
+from config.cache import CacheOptionalThrottle
 from config.openapi import ErrorSerializer, error_responses
 
 WRONG_CREDENTIALS = OpenApiResponse(
@@ -17,7 +18,7 @@ WRONG_CREDENTIALS = OpenApiResponse(
 )
 
 
-class AuthRateThrottle(AnonRateThrottle):
+class AuthRateThrottle(CacheOptionalThrottle, AnonRateThrottle):
     scope = "auth"
 
 

@@ -7,12 +7,16 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
+from config.cache import without_cache
+
 
 class CircuitBreaker:
     """Closed until `threshold` consecutive failures; open for `cooldown` seconds; then one trial.
 
     State lives in the cache (Redis in production) under `imagegen:breaker:<name>:*`, so a dead
-    vendor costs one worker's timeouts, not every request's.
+    vendor costs one worker's timeouts, not every request's. While the cache cannot be reached,
+    every breaker is closed and keeps no count (`config.cache`); `state` alone still raises, so
+    that an operator asking for it learns of the outage.
     """
 
     def __init__(self, name: str) -> None:
@@ -38,6 +42,7 @@ class CircuitBreaker:
             return "closed"
         return "open" if time.time() < open_until else "half-open"
 
+    @without_cache(fallback=True)
     def allow(self) -> bool:
         """Whether a call may go to the provider now. Half-open lets exactly one caller through."""
         state = self.state()
@@ -49,11 +54,13 @@ class CircuitBreaker:
         slot_seconds = max(self.cooldown, settings.IMAGEGEN_PROVIDER_TIMEOUT + 5)
         return cache.add(self._trial_key, 1, timeout=slot_seconds)
 
+    @without_cache(fallback=None)
     def record_success(self) -> None:
         cache.delete_many(
             [self._failures_key, self._open_until_key, self._trial_key, self._reason_key]
         )
 
+    @without_cache(fallback=None)
     def record_failure(self, reason: str = "") -> None:
         """Count a failure; `reason` (what the vendor did) is kept to say why calls are skipped."""
         cache.set(self._reason_key, reason[:200], timeout=None)
@@ -69,10 +76,12 @@ class CircuitBreaker:
         if failures >= self.threshold:
             self._open()
 
+    @without_cache(fallback="")
     def last_failure(self) -> str:
         """The reason given with the latest failure since the last success, or ""."""
         return cache.get(self._reason_key) or ""
 
+    @without_cache(fallback=0.0)
     def seconds_until_trial(self) -> float:
         open_until = cache.get(self._open_until_key)
         return max(open_until - time.time(), 0.0) if open_until else 0.0

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 
+from config.cache import CacheOptionalThrottle
 from config.ids import ID_PATTERN
 from config.openapi import error_responses
 from imagegen import openapi, services
@@ -35,11 +36,11 @@ from imagegen.serializers import (
 from projects.models import Project
 
 
-class GenerationThrottle(ScopedRateThrottle):
+class GenerationThrottle(CacheOptionalThrottle, ScopedRateThrottle):
     """`IMAGEGEN_THROTTLE_RATE` per user, on generation only (reads are not throttled).
 
     The history lives in the default cache (Redis when `CACHE_URL` is set), so every worker
-    process counts against the same limit.
+    process counts against the same limit; while that cannot be reached, nothing is counted.
     """
 
     @property

@@ -184,9 +184,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # https://docs.djangoproject.com/en/5.2/topics/cache/#redis
 # ---------------------------------------------------------------------------------------------
 CACHE_URL = env.str("CACHE_URL", default="")
+# Seconds to connect to Redis and for each command: a cache that does not answer must not hold
+# requests (config/cache.py lets them go on without it).
+CACHE_SOCKET_TIMEOUT = env.float("CACHE_SOCKET_TIMEOUT", default=1.0)
 if CACHE_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "OPTIONS": {
+                "socket_connect_timeout": CACHE_SOCKET_TIMEOUT,
+                "socket_timeout": CACHE_SOCKET_TIMEOUT,
+            },
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 import uuid as uuid_lib
 from datetime import timedelta
 
 import pytest
 import redis
-from django.conf import settings as django_settings
 from django.core.cache import caches
 from django.utils import timezone
 
-from conftest import S3_BUCKET, new_uuid
+from conftest import S3_BUCKET, new_uuid, settings_in_new_process
 from imagegen.models import GeneratedImage
 from imagegen.providers.recraft import RecraftProvider
 from imagegen.serializers import MAX_ART_STYLE_CHARS, MAX_VISUAL_PROMPT_CHARS
@@ -474,28 +470,15 @@ def test_abandoned_generations_do_not_count_against_the_cap(api, project, vendor
 
 
 def test_rate_and_cap_are_read_from_the_environment():
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.base",
-        "IMAGEGEN_THROTTLE_RATE": "7/min",
-        "IMAGEGEN_MAX_IN_FLIGHT_PER_USER": "3",
-    }
-    script = (
-        "from django.conf import settings; "
-        "print(settings.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']['image-generation'], "
-        "settings.IMAGEGEN_MAX_IN_FLIGHT_PER_USER)"
+    shown = settings_in_new_process(
+        "settings.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']['image-generation'], "
+        "settings.IMAGEGEN_MAX_IN_FLIGHT_PER_USER",
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        IMAGEGEN_THROTTLE_RATE="7/min",
+        IMAGEGEN_MAX_IN_FLIGHT_PER_USER="3",
     )
 
-    result = subprocess.run(  # noqa: S603  (our own interpreter and settings)
-        [sys.executable, "-c", script],
-        env=environment,
-        cwd=django_settings.BASE_DIR,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-
-    assert result.stdout.split() == ["7/min", "3"]
+    assert shown.split() == ["7/min", "3"]
 
 
 @pytest.mark.parametrize("offset", ["-20:00", "+05:00"])
