@@ -3,27 +3,32 @@ reached, requests go on without them instead of failing.
 
 A Redis outage otherwise turned every generation and every login into a 500, and a breaker
 update after a vendor call that had succeeded (and been paid for) threw its image away. After
-one failure the process leaves the cache alone for `RETRY_SECONDS`, so a cache that does not
-answer costs one request `CACHE_SOCKET_TIMEOUT`, not every cache call of every request; one
-warning is logged per outage and process.
+a failure the process leaves the cache alone: every `RETRY_SECONDS` one call (of any thread)
+tries it again, so a cache that does not answer holds up the calls in flight when it stops and
+then one call per process every `RETRY_SECONDS`, each for at most `CACHE_SOCKET_TIMEOUT`, not
+every cache call of every request. One warning is logged when an outage starts, one when it
+ends.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework.request import Request
 
 logger = logging.getLogger(__name__)
 
-# What the Redis cache raises when its server refuses, drops or does not answer a call.
-CACHE_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
+# What the Redis cache raises when its server refuses, drops or does not answer a call, or
+# answers it with an error: out of memory, a read-only replica after a failover, MISCONF.
+CACHE_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, RedisResponseError)
 RETRY_SECONDS = 5.0
 
 P = ParamSpec("P")
@@ -31,14 +36,60 @@ R = TypeVar("R")
 
 
 class CacheOutage:
-    """When this process may try the cache again (0: it is believed up)."""
+    """This process's view of the cache: down from a failure until a call made after it
+    succeeds. Shared by every thread, under a lock."""
 
-    retry_at = 0.0
+    _lock = threading.Lock()
+    failed_at = 0.0  # monotonic time of the latest failure; 0 while the cache is believed up
+    retry_at = 0.0  # no call goes to the cache before this
 
     @classmethod
     def clear(cls) -> None:
         """Believe the cache up: the next call goes to it."""
-        cls.retry_at = 0.0
+        with cls._lock:
+            cls.failed_at = cls.retry_at = 0.0
+
+    @classmethod
+    def may_try(cls) -> bool:
+        """Whether a call may go to the cache now. During an outage, the first caller after each
+        `RETRY_SECONDS` is the one that tries; the others keep to the fallback meanwhile."""
+        if not cls.failed_at:
+            return True
+        with cls._lock:
+            now = time.monotonic()
+            if not cls.failed_at:
+                return True
+            if now < cls.retry_at:
+                return False
+            cls.retry_at = now + RETRY_SECONDS
+            return True
+
+    @classmethod
+    def failed(cls, exc: Exception) -> None:
+        with cls._lock:
+            starting = not cls.failed_at
+            cls.failed_at = time.monotonic()
+            cls.retry_at = cls.failed_at + RETRY_SECONDS
+        if starting:
+            logger.warning(
+                "cache_unavailable error=%s: %s; rate limits and circuit breakers are off "
+                "until it answers (tried again every %.0f s)",
+                type(exc).__name__,
+                exc,
+                RETRY_SECONDS,
+            )
+
+    @classmethod
+    def succeeded(cls, started: float) -> None:
+        """A call that started at `started` (monotonic) succeeded: the outage is over, unless
+        the call had started before its latest failure."""
+        if not cls.failed_at:
+            return
+        with cls._lock:
+            if not cls.failed_at or started < cls.failed_at:
+                return
+            cls.failed_at = cls.retry_at = 0.0
+        logger.warning("cache_available: rate limits and circuit breakers are back on")
 
 
 def without_cache(fallback: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -48,24 +99,15 @@ def without_cache(fallback: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
     def decorate(function: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(function)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            if time.monotonic() < CacheOutage.retry_at:
+            if not CacheOutage.may_try():
                 return fallback
+            started = time.monotonic()
             try:
                 result = function(*args, **kwargs)
             except CACHE_UNAVAILABLE as exc:
-                if not CacheOutage.retry_at:
-                    logger.warning(
-                        "cache_unavailable error=%s: %s; rate limits and circuit breakers are "
-                        "off until it answers (tried again every %.0f s)",
-                        type(exc).__name__,
-                        exc,
-                        RETRY_SECONDS,
-                    )
-                CacheOutage.retry_at = time.monotonic() + RETRY_SECONDS
+                CacheOutage.failed(exc)
                 return fallback
-            if CacheOutage.retry_at:
-                CacheOutage.retry_at = 0.0
-                logger.warning("cache_available: rate limits and circuit breakers are back on")
+            CacheOutage.succeeded(started)
             return result
 
         return wrapper

@@ -25,7 +25,9 @@ class Env(environ.Env):
     switch it does not know as off ("ture", or "flase" for a setting that is on by default)."""
 
     EXPECTED = {int: "a whole number", float: "a number", bool: "true or false"}
-    BOOLEAN_FALSE_STRINGS = ("false", "off", "n", "no", "0")
+    # The words the README lists, and no others (django-environ also takes "ok" and "y").
+    BOOLEAN_TRUE_STRINGS = ("true", "on", "yes", "1")
+    BOOLEAN_FALSE_STRINGS = ("false", "off", "no", "0")
     # What Python's int() and float() also take: "1_000", and digits of other scripts ("٣").
     _NUMBER = re.compile(r"[0-9eE.+\-]+|[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
 
@@ -187,6 +189,11 @@ CACHE_URL = env.str("CACHE_URL", default="")
 # Seconds to connect to Redis and for each command: a cache that does not answer must not hold
 # requests (config/cache.py lets them go on without it).
 CACHE_SOCKET_TIMEOUT = env.float("CACHE_SOCKET_TIMEOUT", default=1.0)
+if CACHE_SOCKET_TIMEOUT <= 0:
+    # redis-py takes 0 as "do not wait" (every call fails) and refuses a negative one per call.
+    raise ImproperlyConfigured(
+        f"CACHE_SOCKET_TIMEOUT={CACHE_SOCKET_TIMEOUT:g} must be more than 0 seconds."
+    )
 if CACHE_URL:
     CACHES = {
         "default": {

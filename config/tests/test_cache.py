@@ -6,13 +6,19 @@ from __future__ import annotations
 import ast
 import logging
 import socket
+import subprocess
+import threading
+import time
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError as RedisResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from accounts.tests.factories import PASSWORD
 from config.cache import CacheOutage, without_cache
 from conftest import settings_in_new_process
+from imagegen.breaker import CircuitBreaker
 from imagegen.models import GeneratedImage
 from imagegen.tests.test_api import SEED_POST
 
@@ -78,16 +84,25 @@ def test_logging_in_goes_on_without_the_cache(anonymous, user, redis_down):
     assert set(response.json()) >= {"access", "refresh"}
 
 
-def test_an_image_paid_for_is_kept_when_the_cache_fails_after_the_vendor_call(
-    api, project, vendors, monkeypatch
+@pytest.mark.parametrize(
+    ("cache_call", "error"),
+    [
+        # The breaker records the vendor's success once the paid image is back.
+        ("imagegen.breaker.cache.delete_many", RedisConnectionError("Connection reset by peer")),
+        # A Redis that answers with an error is as unavailable as one that does not answer.
+        ("django.core.cache.cache.get", RedisResponseError("MISCONF Redis is configured to save")),
+    ],
+    ids=["reset after the vendor call", "MISCONF"],
+)
+def test_a_generation_is_kept_whichever_cache_call_fails(
+    api, project, vendors, monkeypatch, cache_call, error
 ):
     vendors.recraft()
 
-    def refused(*args, **kwargs):
-        raise RedisConnectionError("Connection reset by peer")
+    def failing(*args, **kwargs):
+        raise error
 
-    # The breaker records the vendor's success once the image is back.
-    monkeypatch.setattr("imagegen.breaker.cache.delete_many", refused)
+    monkeypatch.setattr(cache_call, failing)
 
     response = api.post("/image-gen", {**SEED_POST, "projectId": project.id}, format="json")
 
@@ -117,6 +132,96 @@ def test_the_cache_is_left_alone_for_a_while_after_a_failure_then_tried_again(ca
         "cache_unavailable",
         "cache_available:",
     ]
+
+
+def test_after_the_window_one_thread_tries_the_cache_while_the_others_fall_back():
+    CacheOutage.failed(RedisConnectionError("refused"))
+    CacheOutage.retry_at = 1.0  # the window is over
+    calls = []
+    start = threading.Barrier(16)
+
+    @without_cache(fallback="fallback")
+    def read() -> str:
+        calls.append(1)
+        time.sleep(0.2)  # a cache that does not answer
+        raise RedisTimeoutError("Timeout reading from socket")
+
+    def call() -> None:
+        start.wait()
+        read()
+
+    threads = [threading.Thread(target=call) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(calls) == 1
+
+
+def test_an_outage_is_over_only_for_a_call_made_after_its_failure(caplog):
+    release = threading.Event()
+
+    @without_cache(fallback="fallback")
+    def slow_read() -> str:
+        release.wait(5)
+        return "up"
+
+    early = threading.Thread(target=slow_read)
+    early.start()  # in flight before the failure
+    time.sleep(0.05)
+    CacheOutage.failed(RedisConnectionError("refused"))
+    release.set()
+    early.join()
+
+    assert CacheOutage.failed_at  # still down: that call proves nothing about now
+    assert [m.split(" ")[0] for m in outage_warnings(caplog)] == ["cache_unavailable"]
+
+
+def test_an_outage_is_logged_once_however_many_calls_fail(caplog):
+    @without_cache(fallback=None)
+    def refused() -> None:
+        raise RedisConnectionError("refused")
+
+    for _ in range(3):
+        refused()
+        CacheOutage.retry_at = 1.0  # each later call is a retry after the window
+
+    assert len(outage_warnings(caplog)) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "arguments", "fallback"),
+    [
+        ("allow", (), True),
+        ("record_success", (), None),
+        ("record_failure", ("HTTP 503",), None),
+        ("last_failure", (), ""),
+        ("seconds_until_trial", (), 0.0),
+    ],
+)
+def test_a_breaker_falls_back_to_closed_without_the_cache(redis_down, method, arguments, fallback):
+    breaker = CircuitBreaker("recraft-ai")
+
+    assert getattr(breaker, method)(*arguments) == fallback
+
+
+def test_a_breakers_state_still_says_the_cache_is_down(redis_down):
+    # What an operator asks for (imagegen_providers): the outage must show, not "closed".
+    with pytest.raises(RedisConnectionError):
+        CircuitBreaker("recraft-ai").state()
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_a_cache_timeout_that_is_not_positive_is_refused(value):
+    with pytest.raises(subprocess.CalledProcessError) as refusal:
+        settings_in_new_process(
+            "settings.CACHES",
+            DJANGO_SETTINGS_MODULE="config.settings.local",
+            CACHE_SOCKET_TIMEOUT=value,
+        )
+
+    assert f"CACHE_SOCKET_TIMEOUT={value} must be more than 0 seconds." in refusal.value.stderr
 
 
 def test_other_errors_are_not_taken_for_an_outage():

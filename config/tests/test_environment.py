@@ -29,6 +29,9 @@ from config.settings.base import env
         ("bool", "flase", "IMAGEGEN_TEST_SETTING='flase' is not true or false"),
         ("bool", "2", "IMAGEGEN_TEST_SETTING='2' is not true or false"),
         ("bool", "", "IMAGEGEN_TEST_SETTING='' is not true or false"),
+        ("bool", "ok", "IMAGEGEN_TEST_SETTING='ok' is not true or false"),
+        ("bool", "y", "IMAGEGEN_TEST_SETTING='y' is not true or false"),
+        ("bool", "n", "IMAGEGEN_TEST_SETTING='n' is not true or false"),
     ],
 )
 def test_a_malformed_value_is_refused_naming_the_variable_and_its_value(

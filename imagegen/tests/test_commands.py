@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.files.storage import default_storage
 from django.core.management import call_command
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.utils import timezone
 
@@ -422,10 +422,13 @@ class Interrupted(NamedTuple):
     handlers: list[tuple[int, object]]  # what the command passed to `signal.signal`
 
 
-def interrupted_batch(tmp_path, project, monkeypatch, *, ctrl_c: int) -> Interrupted:
+def interrupted_batch(
+    tmp_path, project, monkeypatch, *, ctrl_c: int, from_command_line: bool = True
+) -> Interrupted:
     """A 10-item batch, one at a time, with Ctrl-C pressed `ctrl_c` times while the second item
-    is generating. `signal.signal` only records what it is given: the test process keeps its
-    own Ctrl-C handler."""
+    is generating, run as `manage.py` runs it (or, `from_command_line` False, from a program's
+    own `call_command`). `signal.signal` only records what it is given: the test process keeps
+    its own Ctrl-C handler."""
     started = []
     handlers: list[tuple[int, object]] = []
     out, err = io.StringIO(), io.StringIO()
@@ -449,6 +452,7 @@ def interrupted_batch(tmp_path, project, monkeypatch, *, ctrl_c: int) -> Interru
     path = write(tmp_path, "board.csv", csv_rows(*rows))
 
     monkeypatch.setattr(signal, "signal", lambda *handler: handlers.append(handler))
+    monkeypatch.setattr(BaseCommand, "_called_from_command_line", from_command_line)
     with pytest.raises(CommandError) as failure:
         call_command(
             "generate_batch", path, "--project", project.pk, "--concurrency", "1",
@@ -489,6 +493,16 @@ def test_a_second_ctrl_c_ends_the_batch_with_one_line_and_status_130(
     # The process then waits for the call in progress as it exits: a third Ctrl-C ends it at
     # once, as the system does, not with a traceback from Python's exit code.
     assert handlers == [(signal.SIGINT, signal.SIG_DFL)]
+
+
+def test_a_second_ctrl_c_leaves_a_calling_programs_own_handler_alone(
+    tmp_path, project, monkeypatch
+):
+    *_, handlers = interrupted_batch(
+        tmp_path, project, monkeypatch, ctrl_c=2, from_command_line=False
+    )
+
+    assert handlers == []
 
 
 def test_batch_reads_a_file_whose_name_is_not_utf8(tmp_path, project, monkeypatch):

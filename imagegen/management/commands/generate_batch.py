@@ -160,7 +160,8 @@ class Command(OperatorCommand):
                 # Say so now: the process waits for the calls in progress when it exits, and
                 # Python would answer a third Ctrl-C there with a traceback from its exit code.
                 wait_for_pool = False
-                restore_default_interrupt()
+                if self._called_from_command_line:  # not a shell's or a program's own Ctrl-C
+                    restore_default_interrupt()
                 not_started = sum(future.cancelled() for future in futures)
                 raise CommandError(
                     f"Interrupted again: the summary is skipped, and {not_started} of "
