@@ -1,4 +1,4 @@
-"""System checks: providers without keys, unknown backends, no usable provider, bad routes."""
+"""System checks: missing or unusable keys, unknown backends, no usable provider, bad routes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from imagegen.providers.registry import get_providers
 
 @register()
 def check_providers(app_configs: Any = None, **kwargs: Any) -> list:
-    """`imagegen.E001`-`E004`, `W001`: the provider registry and the route table are usable."""
+    """`imagegen.E001`-`E005`, `W001`: the provider registry and the route table are usable."""
     messages: list = []
     for name, entry in settings.IMAGEGEN_PROVIDERS.items():
         options = entry.get("OPTIONS", {})
@@ -23,6 +23,16 @@ def check_providers(app_configs: Any = None, **kwargs: Any) -> list:
                     f"Provider {name!r} is configured without an API key.",
                     hint="Set RECRAFT_API_KEY / GEMINI_API_KEY, or remove the provider.",
                     id="imagegen.E001",
+                )
+            )
+        elif any(char.isspace() or not char.isprintable() for char in options.get("api_key", "")):
+            messages.append(
+                Error(
+                    f"Provider {name!r} has an API key with a space, line break or other "
+                    "control character in it; no vendor accepts such a header.",
+                    hint="Copy the key again without the surrounding whitespace (a key file's "
+                    "trailing newline, say).",
+                    id="imagegen.E005",
                 )
             )
     try:

@@ -313,6 +313,7 @@ def provider_attempt(provider: ImageProvider, request: GenerationRequest) -> Pro
             vendor_request_id=result.vendor_request_id,
             provider_model=result.provider_model,
             cost_usd=result.cost_usd,
+            usage=result.usage,
         ) from exc
     return ProviderSuccess(provider=provider, result=result, jpeg=jpeg)
 

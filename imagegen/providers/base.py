@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
+
+logger = logging.getLogger(__name__)
 
 ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")
 
@@ -39,14 +43,40 @@ MAX_USAGE_BYTES = 4096
 
 def vendor_usage(value: object) -> dict[str, Any]:
     """A vendor's usage block to keep with the attempt: a JSON object of at most
-    `MAX_USAGE_BYTES`, else `{}` (the bill's figures are small; anything bigger is not them)."""
+    `MAX_USAGE_BYTES`, else `{}` (the bill's figures are small; anything bigger is not them).
+    NaN and infinities, which Python's JSON parser lets through, are no JSON: `{}` too."""
     if not isinstance(value, dict):
         return {}
     try:
-        encoded = json.dumps(value)
-    except (TypeError, ValueError):
+        encoded = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
         return {}
     return value if len(encoded) <= MAX_USAGE_BYTES else {}
+
+
+# A generated image costs cents; a figure worth more than this for one call is no bill.
+MAX_CALL_COST_USD = Decimal(10)
+_MICRODOLLAR = Decimal("0.000001")
+
+
+def vendor_count(value: object) -> int | float | None:
+    """A count from a vendor's usage figures (credits, tokens): a finite number, not negative,
+    else None. JSON numbers such as NaN, 1e999 or -40 are no count."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value if value >= 0 else None
+
+
+def vendor_cost(amount: Decimal, *, provider: str) -> Decimal:
+    """A call's cost, computed from the vendor's figures, to the micro-dollar; 0, with a
+    warning, past `MAX_CALL_COST_USD`: the image is kept and the figures with it, but the
+    amount is no bill (and would not fit the records)."""
+    if amount > MAX_CALL_COST_USD:
+        logger.warning("vendor_cost_implausible provider=%s amount_usd=%.6g", provider, amount)
+        return Decimal(0)
+    return amount.quantize(_MICRODOLLAR)
 
 
 class ProviderError(Exception):
@@ -109,7 +139,8 @@ class ProviderNoImage(ProviderUnavailable):
 
 
 class ProviderMisconfigured(ProviderError):
-    """401/403 or an invalid key: retrying cannot help, another provider can."""
+    """401/403, an invalid key or an endpoint that redirects: retrying cannot help, another
+    provider can."""
 
     outcome = "credentials"
 

@@ -23,6 +23,8 @@ from imagegen.providers.base import (
     ProviderRejectedRequest,
     ProviderUnavailable,
     mask_secret,
+    vendor_cost,
+    vendor_count,
     vendor_usage,
 )
 from imagegen.providers.http import HttpReply, post_json
@@ -117,9 +119,9 @@ class GoogleImageProvider(ImageProvider):
         tokens = 0
         for detail in _list(usage.get("candidatesTokensDetails")):
             if isinstance(detail, dict) and detail.get("modality") == "IMAGE":
-                count = detail.get("tokenCount")
+                count = vendor_count(detail.get("tokenCount"))
                 tokens += count if isinstance(count, int) else 0
-        return (Decimal(tokens) * price / _MILLION).quantize(Decimal("0.000001"))
+        return vendor_cost(Decimal(tokens) * price / _MILLION, provider=self.name)
 
     def _result(self, body: dict[str, Any]) -> GenerationResult:
         response_id = str(body.get("responseId") or "")[:200]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import socket
 import threading
 import time
@@ -18,9 +19,21 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from imagegen.providers.base import ProviderBadOutput, ProviderTimeout, ProviderUnavailable
+from imagegen.providers.base import (
+    ProviderBadOutput,
+    ProviderMisconfigured,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
 
 _CHUNK_BYTES = 256 * 1024
+# Refused by requests before a byte is sent: a setting is wrong, no retry can help.
+_UNSENDABLE = (
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+)
 _local = threading.local()
 
 
@@ -36,7 +49,8 @@ class HttpReply:
         """The body as JSON; junk is a `ProviderBadOutput`."""
         try:
             return json.loads(self.body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
+            # RecursionError: arrays or objects nested thousands deep.
             raise ProviderBadOutput(
                 f"answer is not JSON ({len(self.body)} bytes)", http_status=self.status
             ) from exc
@@ -163,14 +177,30 @@ def post_json(
                 headers=headers,
                 timeout=(min(connect_timeout, timeout), timeout),
                 stream=True,
+                # requests keeps custom headers (x-goog-api-key) across a redirect to another
+                # host: a redirect is answered below, never followed.
+                allow_redirects=False,
             )
         except requests.Timeout as exc:
             raise ProviderTimeout(f"no answer within {timeout:g} s") from exc
+        except _UNSENDABLE as exc:
+            # Raised before anything is sent; the exception's text may hold the key itself.
+            raise ProviderMisconfigured(
+                f"the request could not be sent ({type(exc).__name__}): check the provider's "
+                "API key (a line break or other control character in it?) and its base URL"
+            ) from exc
         except requests.RequestException as exc:
             if call.expired:
                 raise ProviderTimeout(too_late) from exc
             raise ProviderUnavailable(f"connection failed: {type(exc).__name__}") from exc
         with response:
+            if 300 <= response.status_code < 400:
+                raise ProviderMisconfigured(
+                    f"the endpoint answered HTTP {response.status_code}, a redirect, which is "
+                    "not followed (the request carries the API key): set the provider's base "
+                    "URL to the address it redirects to",
+                    http_status=response.status_code,
+                )
             body = _read_body(response, max_body_bytes=max_body_bytes, call=call, too_late=too_late)
         return HttpReply(status=response.status_code, headers=dict(response.headers), body=body)
 
@@ -213,9 +243,12 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
     value = value.strip()
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        # "NaN" and "inf" parse as floats but are no wait (and time.sleep refuses NaN).
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):

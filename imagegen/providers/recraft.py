@@ -20,6 +20,8 @@ from imagegen.providers.base import (
     ProviderRejectedRequest,
     ProviderUnavailable,
     mask_secret,
+    vendor_cost,
+    vendor_count,
     vendor_usage,
 )
 from imagegen.providers.http import HttpReply, parse_retry_after, post_json
@@ -119,17 +121,18 @@ class RecraftProvider(ImageProvider):
             raise ProviderBadOutput(
                 "answer has no data[0].b64_json", http_status=200, provider_model=self.model
             ) from exc
-        credits = body.get("credits") if isinstance(body, dict) else None
+        sent = body.get("credits") if isinstance(body, dict) else None
+        credits = vendor_count(sent)
         cost = (
-            Decimal(str(credits)) / CREDITS_PER_USD
-            if isinstance(credits, int | float) and not isinstance(credits, bool)
+            vendor_cost(Decimal(str(credits)) / CREDITS_PER_USD, provider=self.name)
+            if credits is not None
             else Decimal(0)
         )
         figures = {
             "vendor_request_id": str(item.get("image_id") or "")[:200],
             "provider_model": self.model,
             "cost_usd": cost,
-            "usage": vendor_usage({"credits": credits}) if credits is not None else {},
+            "usage": vendor_usage({"credits": sent}) if sent is not None else {},
         }
         try:
             data = base64.b64decode(encoded, validate=True)

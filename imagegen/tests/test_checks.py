@@ -54,6 +54,20 @@ def test_configured_provider_without_a_key_is_an_error(settings):
     assert "RECRAFT_API_KEY" in messages[0].hint
 
 
+@pytest.mark.parametrize("api_key", ["rk-secret\n", " rk-secret", "rk\tsecret", "rk\x00secret"])
+def test_key_with_whitespace_or_control_characters_is_an_error(settings, api_key):
+    settings.IMAGEGEN_PROVIDERS = {
+        **settings.IMAGEGEN_PROVIDERS,
+        "google-imagen": with_key(settings, "google-imagen", api_key),
+    }
+
+    messages = check_providers()
+
+    assert ids(messages) == ["imagegen.E005"]
+    assert "'google-imagen'" in messages[0].msg
+    assert "secret" not in messages[0].msg + messages[0].hint
+
+
 @pytest.mark.parametrize(
     ("entry", "shown"),
     [

@@ -272,3 +272,24 @@ def test_safety_block_without_fallback_is_a_422_with_the_reason(
     assert "IMAGE_PROHIBITED_CONTENT: The image was refused." in response.json()["message"]
     assert (vendors.calls("gemini"), vendors.calls("recraft")) == (1, 0)
     assert stored_keys(s3_client, project) == []
+
+
+def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else(api, project, vendors):
+    # Another host name for the same server: requests would resend x-goog-api-key there.
+    elsewhere = vendors.gemini_url.replace("127.0.0.1", "localhost")
+    vendors.script(
+        "gemini",
+        Reply(
+            status=307,
+            headers={"Location": f"{elsewhere}/models/gemini-2.5-flash-image:generateContent"},
+        ),
+    )
+
+    response = post(api, project, model="google-imagen")
+
+    assert response.status_code == 201
+    assert response.json()["model"] == "recraft-ai"
+    assert (vendors.calls("gemini"), vendors.calls("recraft")) == (1, 1)
+    redirected = attempts_of(response)[0]
+    assert (redirected.outcome, redirected.http_status) == ("credentials", 307)
+    assert "redirect, which is not followed" in redirected.detail

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import random
 from decimal import Decimal
@@ -386,6 +387,7 @@ JUNK = [
     pytest.param(recraft_with(NOISY_PNG), id="over-the-cap"),
     pytest.param({"created": 1, "data": [{"url": "https://img.recraft.ai/x.webp"}]}, id="url"),
     pytest.param(b"<html>OK</html>", id="not-json"),
+    pytest.param(b"[" * 200_000, id="nested-too-deep"),
 ]
 
 
@@ -407,6 +409,80 @@ def test_junk_is_retried_then_handed_over_and_never_stored(
     assert (body["width"], body["height"]) == (32, 32)
     assert outcomes(response)[:ALL_ATTEMPTS] == [("recraft-ai", "bad_output")] * ALL_ATTEMPTS
     assert stored_keys(s3_client, project) == [body["s3_key"]]
+
+
+def test_an_image_that_does_not_decode_keeps_the_vendors_usage(api, project, vendors, no_sleep):
+    for _ in range(ALL_ATTEMPTS):
+        vendors.recraft(body=vendor_payloads.recraft_success(b"not an image", credits=35))
+
+    response = post(api, project)
+
+    recraft_attempts = attempts_of(response)[:ALL_ATTEMPTS]
+    assert [(a.outcome, a.cost_usd, a.usage) for a in recraft_attempts] == [
+        ("bad_output", Decimal("0.035"), {"credits": 35})
+    ] * ALL_ATTEMPTS
+
+
+def recraft_answer_with_credits(literal: str) -> bytes:
+    """Recraft's 200 with `credits` written as `literal`, which may be no JSON at all (NaN)."""
+    answer = json.dumps({**vendor_payloads.recraft_success(), "credits": "CREDITS"})
+    return answer.replace('"CREDITS"', literal).encode()
+
+
+def gemini_answer_with_image_tokens(literal: str) -> bytes:
+    answer = vendor_payloads.gemini_success(image_tokens=1290)
+    answer["usageMetadata"]["candidatesTokensDetails"][0]["tokenCount"] = "TOKENS"
+    return json.dumps(answer).replace('"TOKENS"', literal).encode()
+
+
+@pytest.mark.parametrize(
+    ("vendor", "answer", "usage_kept"),
+    [
+        pytest.param("recraft", recraft_answer_with_credits("NaN"), False, id="credits-NaN"),
+        pytest.param("recraft", recraft_answer_with_credits("Infinity"), False, id="credits-inf"),
+        pytest.param("recraft", recraft_answer_with_credits("1e999"), False, id="credits-1e999"),
+        pytest.param("recraft", recraft_answer_with_credits("1e300"), True, id="credits-1e300"),
+        pytest.param(
+            "recraft", recraft_answer_with_credits("1" * 20), True, id="credits-20-digits"
+        ),
+        pytest.param("recraft", recraft_answer_with_credits("-40"), True, id="credits-negative"),
+        pytest.param("gemini", gemini_answer_with_image_tokens("NaN"), False, id="tokens-NaN"),
+        pytest.param(
+            "gemini", gemini_answer_with_image_tokens("1" * 31), True, id="tokens-31-digits"
+        ),
+        pytest.param(
+            "gemini", gemini_answer_with_image_tokens("-5000"), True, id="tokens-negative"
+        ),
+    ],
+)
+def test_usage_figures_no_bill_has_cost_nothing_and_the_image_is_kept(
+    api, project, vendors, s3_client, vendor, answer, usage_kept
+):
+    getattr(vendors, vendor)(200, answer, content_type="application/json")
+
+    response = post(
+        api, project, model={"recraft": "recraft-ai", "gemini": "google-imagen"}[vendor]
+    )
+
+    assert response.status_code == 201, response.json()
+    assert response.json()["cost_usd"] == 0
+    (attempt,) = attempts_of(response)
+    assert (attempt.outcome, attempt.cost_usd) == ("succeeded", Decimal(0))
+    assert bool(attempt.usage) is usage_kept
+    assert stored_keys(s3_client, project) == [response.json()["s3_key"]]
+
+
+def test_a_retry_after_of_nan_is_no_wait(api, project, vendors, no_sleep, settings):
+    settings.IMAGEGEN_BACKOFF_BASE = 0.5
+    vendors.recraft(429, b"slow down", headers={"Retry-After": "NaN"})
+    vendors.recraft()
+
+    response = post(api, project)
+
+    assert response.status_code == 201
+    assert outcomes(response) == [("recraft-ai", "rate_limited"), ("recraft-ai", "succeeded")]
+    (wait,) = no_sleep
+    assert 0 <= wait <= 0.5
 
 
 # ---------------------------------------------------------------------------------------------

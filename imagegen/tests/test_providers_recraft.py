@@ -40,10 +40,12 @@ SIZES = [
 ]
 
 
-def recraft(model: str = "recraftv4_1", **options) -> RecraftProvider:
+def recraft(
+    model: str = "recraftv4_1", api_key: str = "test-recraft-key", **options
+) -> RecraftProvider:
     return RecraftProvider(
         name="recraft-ai",
-        api_key="test-recraft-key",
+        api_key=api_key,
         base_url=settings.RECRAFT_TEST_URL,
         model=model,
         **options,
@@ -325,6 +327,27 @@ def test_network_failures_are_retryable(vendors, failure, error):
 
     assert type(raised.value) is error
     assert raised.value.retryable
+
+
+def test_a_key_no_header_can_carry_is_misconfiguration_not_an_outage(vendors):
+    vendors.recraft()
+
+    with pytest.raises(ProviderMisconfigured, match="API key") as raised:
+        generate(recraft(api_key="test-recraft-key\n"))
+
+    assert not raised.value.retryable
+    assert "test-recraft-key" not in raised.value.message
+    assert len(vendors.mock.calls) == 0
+
+
+@pytest.mark.parametrize("value", ["NaN", "nan", "inf", "-Infinity", "1e999"])
+def test_a_retry_after_that_is_no_number_of_seconds_is_ignored(vendors, value):
+    vendors.recraft(429, b"slow down", headers={"Retry-After": value})
+
+    with pytest.raises(ProviderRateLimited) as raised:
+        generate()
+
+    assert raised.value.retry_after is None
 
 
 def test_connect_timeout_and_deadline_come_from_settings(vendors, settings):
