@@ -8,7 +8,11 @@ blacklist's unique token column decides instead: only the request that creates t
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
@@ -27,3 +31,13 @@ class TokenRefreshOnceSerializer(TokenRefreshSerializer):
     """`POST /auth/token/refresh` (SIMPLE_JWT's TOKEN_REFRESH_SERIALIZER)."""
 
     token_class = SingleUseRefreshToken
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        # simplejwt looks the token's user up with `.get()`: a deleted user is refused as a
+        # deactivated one is, not a 500.
+        try:
+            return super().validate(attrs)
+        except get_user_model().DoesNotExist:
+            raise AuthenticationFailed(
+                self.error_messages["no_active_account"], "no_active_account"
+            ) from None

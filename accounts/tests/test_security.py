@@ -140,16 +140,33 @@ def test_only_the_bearer_scheme_is_read(user, scheme):
     assert client.get("/projects").status_code == 401
 
 
-@pytest.mark.parametrize("change", ["deactivated", "deleted"])
-def test_token_of_a_user_who_is_gone_is_refused(user, change):
-    access = obtain_pair(user)["access"]
+def make_gone(user, change: str) -> None:
     if change == "deactivated":
         user.is_active = False
         user.save()
     else:
         user.delete()
 
+
+@pytest.mark.parametrize("change", ["deactivated", "deleted"])
+def test_token_of_a_user_who_is_gone_is_refused(user, change):
+    access = obtain_pair(user)["access"]
+    make_gone(user, change)
+
     assert bearer(access).get("/projects").status_code == 401
+
+
+@pytest.mark.parametrize("change", ["deactivated", "deleted"])
+def test_refresh_token_of_a_user_who_is_gone_is_refused(user, change):
+    refresh = obtain_pair(user)["refresh"]
+    make_gone(user, change)
+
+    response = APIClient().post("/auth/token/refresh", {"refresh": refresh}, format="json")
+
+    assert (response.status_code, response.json()["message"]) == (
+        401,
+        "No active account found for the given token.",
+    )
 
 
 def test_refresh_rotates_and_blacklists_the_used_token(user):
