@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import View
 from drf_spectacular.views import SpectacularSwaggerView
@@ -16,6 +17,15 @@ def _error(message: str, code: str, status: int) -> JsonResponse:
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return _error("Malformed request.", "bad_request", 400)
+
+
+def too_many_fields(request: HttpRequest) -> JsonResponse:
+    return _error(
+        f"Too many query parameters or form fields: at most "
+        f"{settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} are read.",
+        "too_many_fields",
+        400,
+    )
 
 
 def length_required(request: HttpRequest) -> JsonResponse:

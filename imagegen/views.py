@@ -100,6 +100,12 @@ class ImageListCreateView(generics.ListAPIView):
     def get_queryset(self):
         return owned_images(self.request)
 
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        # OPTIONS describes the body POST reads, not the record GET answers.
+        if self.request is not None and self.request.method == "POST":
+            return ImageGenerateSerializer
+        return ImageSerializer
+
     def list(self, request: Request) -> Response:
         # Rows, not model instances: a page of 100 images is served at about three times the
         # cost of its bare SQL (bench/lists.py).
@@ -161,8 +167,11 @@ class ImageListCreateView(generics.ListAPIView):
             background=respond_async,
         )
         if respond_async and not outcome.replayed:
+            # Without a broker the task has run already: its record's message says how it ended.
+            queued = outcome.image.status == GeneratedImage.Status.PENDING
+            message = services.QUEUED_MESSAGE if queued else outcome.image.message
             answer = GenerationAnswerSerializer(
-                outcome.image, context={"message": services.QUEUED_MESSAGE, "request": request}
+                outcome.image, context={"message": message, "request": request}
             )
             location = reverse("image-detail", args=[outcome.image.id])
             return Response(

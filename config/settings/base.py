@@ -112,6 +112,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.refuse_too_many_fields",
     "config.middleware.reject_nul_bytes",
     "config.middleware.refuse_chunked_bodies",
     # Serves the admin's and Swagger UI's static files from collectstatic's output.

@@ -1,5 +1,6 @@
-"""Requests refused before any view: a NUL byte anywhere in a URL or a posted form (400), a
-chunked body without a length (411); in the error shape, for the API and the admin alike."""
+"""Requests refused before any view: a NUL byte anywhere in a URL or a posted form (400), too
+many query parameters or form fields (400), a chunked body without a length (411); in the error
+shape, for the API and the admin alike."""
 
 from __future__ import annotations
 
@@ -69,6 +70,36 @@ def test_the_refusal_is_json_and_a_warning_also_with_debug_on(api, settings, cap
     assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
         ("WARNING", "nul_byte_in_url path='/image-gen'")
     ]
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_too_many_query_parameters_is_a_400_that_says_so(api, settings, caplog, debug):
+    settings.DEBUG = debug
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
+    query = "&".join(f"a{index}=1" for index in range(6))
+
+    response = api.get(f"/image-gen?{query}")
+
+    assert (response.status_code, response["Content-Type"]) == (400, "application/json")
+    assert response.json() == {
+        "success": False,
+        "message": "Too many query parameters or form fields: at most 5 are read.",
+        "code": "too_many_fields",
+    }
+    assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
+        ("WARNING", "too_many_fields path='/image-gen'")
+    ]
+
+
+def test_too_many_form_fields_is_a_400_that_changes_nothing(admin_client, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
+    image = GeneratedImageFactory()
+    form = {"action": "delete_selected", "post": "yes", "_selected_action": [image.pk] * 5}
+
+    response = admin_client.post("/admin/imagegen/generatedimage/", form)
+
+    assert (response.status_code, response.json()["code"]) == (400, "too_many_fields")
+    image.refresh_from_db()
 
 
 @pytest.mark.parametrize(

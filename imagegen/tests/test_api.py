@@ -285,6 +285,21 @@ def test_json_array_body_is_a_400(api):
     assert response.status_code == 400
 
 
+def test_options_describes_the_body_post_reads(api, project, vendors):
+    described = api.options("/image-gen").json()["actions"]["POST"]
+    full = {**SEED_POST, "projectId": project.id}
+    vendors.recraft()
+
+    response = api.post(
+        "/image-gen",
+        {name: full[name] for name, field in described.items() if field["required"]},
+        format="json",
+    )
+
+    assert set(described) >= {"visual_prompt", "art_style", "uuid", "projectId", "model"}
+    assert response.status_code == 201, response.json()
+
+
 def test_unknown_url_is_json_404(api):
     response = api.get("/no-such-endpoint")
 

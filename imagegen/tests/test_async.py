@@ -442,14 +442,22 @@ def test_the_s3_storage_setting_uses_the_shared_resource_backend():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_without_a_broker_the_async_answer_carries_the_status_reached(api, project, vendors):
-    vendors.recraft()
+@pytest.mark.parametrize("outcome", ["succeeded", "failed"])
+def test_without_a_broker_the_async_answer_carries_the_status_reached(
+    api, project, vendors, no_sleep, outcome
+):
+    if outcome == "succeeded":
+        vendors.recraft()
+    else:
+        all_providers_fail(vendors)
 
     response = post_image(api, project, headers=PREFER_ASYNC)
 
     assert response.status_code == 202
-    assert response.json()["status"] == "succeeded"
-    assert GeneratedImage.objects.get().status == "succeeded"
+    image = GeneratedImage.objects.get()
+    assert (response.json()["status"], image.status) == (outcome, outcome)
+    assert response.json()["message"] == image.message
+    assert image.message.startswith({"succeeded": "Image generated", "failed": "Every"}[outcome])
 
 
 @pytest.mark.django_db(transaction=True)
