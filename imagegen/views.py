@@ -24,7 +24,7 @@ from config.openapi import error_responses
 from imagegen import openapi, services
 from imagegen.filters import ImageFilter
 from imagegen.models import GeneratedImage
-from imagegen.pagination import LinkHeaderCursorPagination
+from config.pagination import LinkHeaderCursorPagination
 from imagegen.serializers import (
     RECORD_COLUMNS,
     GenerationAnswerSerializer,

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 
 from config.ids import ID_PATTERN
 from config.openapi import error_responses
+from config.pagination import LinkHeaderCursorPagination
 from projects import selectors, services
 from projects.serializers import ProjectSerializer
 
@@ -32,7 +33,9 @@ PROJECT_EXAMPLES = [
 @extend_schema_view(
     list=extend_schema(
         summary="List your projects",
-        responses={200: ProjectSerializer(many=True), **error_responses(401)},
+        description="Your projects, newest first, as a JSON array; the next page's URL is in the "
+        '`Link: <...>; rel="next"` header.',
+        responses={200: ProjectSerializer(many=True), **error_responses(400, 401)},
     ),
     create=extend_schema(
         summary="Create a project",
@@ -55,6 +58,7 @@ PROJECT_EXAMPLES = [
 )
 class ProjectViewSet(viewsets.ModelViewSet):
     serializer_class = ProjectSerializer
+    pagination_class = LinkHeaderCursorPagination
     http_method_names = ("get", "post", "patch", "delete", "head", "options")
     lookup_value_regex = ID_PATTERN
 

@@ -168,6 +168,30 @@ def test_a_filter_sent_empty_is_a_400_not_every_image(api, project, name):
     )
 
 
+@pytest.mark.parametrize("name", ["projectid", "project_id", "ids", "page"])
+def test_an_unknown_query_parameter_is_a_400_not_every_image(api, project, name):
+    make_images(project, 2)
+
+    response = api.get("/image-gen", {name: project.id})
+
+    assert response.status_code == 400
+    assert response.json()["message"] == (
+        f"Invalid input: {name}: Unknown query parameter; this list takes id, projectId, limit "
+        "and cursor."
+    )
+
+
+@pytest.mark.parametrize("name", ["projectId", "limit"])
+def test_a_query_parameter_given_twice_is_a_400(api, project, other_project, name):
+    make_images(project, 2)
+    values = {"projectId": [project.id, other_project.id], "limit": ["1", "2"]}[name]
+
+    response = api.get("/image-gen", {name: values})
+
+    assert response.status_code == 400
+    assert response.json()["message"] == f"Invalid input: {name}: Given 2 times; give it once."
+
+
 @pytest.mark.parametrize("name", ["projectId", "id"])
 @pytest.mark.parametrize("padding", [" {}", "{}\n", "  "])
 def test_a_filter_is_taken_exactly_as_sent(api, project, name, padding):

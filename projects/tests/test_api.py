@@ -1,10 +1,13 @@
-"""The projects API: create, list, rename, delete, and bad input on each."""
+"""The projects API: create, list (paged), rename, delete, and bad input on each."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
 from projects.models import Project
+from projects.tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -41,3 +44,38 @@ def test_delete_removes_the_project(api, project):
 
     assert response.status_code == 204
     assert not Project.objects.filter(pk=project.id).exists()
+
+
+def test_the_list_is_paged_newest_first_with_the_next_page_in_a_link_header(api, user):
+    created = [ProjectFactory(owner=user).id for _ in range(5)]
+    ProjectFactory()  # someone else's
+
+    seen, url = [], "/projects?limit=2"
+    while url:
+        response = api.get(url)
+        assert response.status_code == 200
+        assert len(response.json()) <= 2
+        seen += [project["id"] for project in response.json()]
+        match = re.search(r'<([^>]+)>; rel="next"', response.get("Link", ""))
+        url = match.group(1) if match else None
+
+    assert seen == created[::-1]
+
+
+def test_the_list_is_bounded_by_the_configured_limit(api, user, settings):
+    settings.IMAGEGEN_LIST_DEFAULT_LIMIT = 3
+    for _ in range(4):
+        ProjectFactory(owner=user)
+
+    response = api.get("/projects")
+
+    assert len(response.json()) == 3
+    assert 'rel="next"' in response["Link"]
+
+
+@pytest.mark.parametrize("query", ["?name=Launch", "?limit=1&limit=2", "?page=2"])
+def test_list_parameters_it_does_not_take_are_a_400(api, project, query):
+    response = api.get(f"/projects{query}")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"

@@ -1,4 +1,5 @@
-"""Bounded lists that stay JSON arrays: `limit` + opaque `cursor`, next page in a `Link` header."""
+"""Bounded lists that stay JSON arrays: `limit` + opaque `cursor`, next page in a `Link` header.
+Every list of the API (images, projects) pages this way."""
 
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ class LinkHeaderCursorPagination(CursorPagination):
             if parameter["name"] == self.page_size_query_param:
                 parameter["schema"]["minimum"] = 1
                 parameter["description"] = (
-                    f"Images per page, from 1 (default {self.page_size}); a page holds at most "
+                    f"Items per page, from 1 (default {self.page_size}); a page holds at most "
                     f"{self.max_page_size}, and a larger limit is capped to that."
                 )
             elif parameter["name"] == self.cursor_query_param:

@@ -1,0 +1,47 @@
+"""A list's query parameters are its filters and its paging, each given once.
+
+Anything else is refused (400) rather than ignored: a misspelt filter (`?projectid=`) would
+otherwise answer the whole list, as if the caller had asked for everything, and a filter given
+twice would be read once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework.exceptions import ValidationError
+from rest_framework.filters import BaseFilterBackend
+from rest_framework.request import Request
+from rest_framework.settings import api_settings
+
+
+class ListQueryParameters(BaseFilterBackend):
+    """First of the filter backends: checks a list request's query parameters, and leaves a
+    request for one object (which `get_object` filters too) alone."""
+
+    def filter_queryset(self, request: Request, queryset: QuerySet, view: Any) -> QuerySet:
+        lookup = getattr(view, "lookup_url_kwarg", None) or getattr(view, "lookup_field", None)
+        if lookup in getattr(view, "kwargs", {}):
+            return queryset
+        takes = list(self._filters(view)) + self._paging(view)
+        for name, values in request.query_params.lists():
+            if name not in takes and name != api_settings.URL_FORMAT_OVERRIDE:
+                listed = " and ".join([", ".join(takes[:-1]), takes[-1]] if takes[1:] else takes)
+                raise ValidationError(
+                    {name: [f"Unknown query parameter; this list takes {listed or 'none'}."]}
+                )
+            if len(values) > 1:
+                raise ValidationError({name: [f"Given {len(values)} times; give it once."]})
+        return queryset
+
+    @staticmethod
+    def _filters(view: Any) -> list[str]:
+        filterset = getattr(view, "filterset_class", None)
+        return list(filterset.base_filters) if filterset is not None else []
+
+    @staticmethod
+    def _paging(view: Any) -> list[str]:
+        paginator = getattr(view, "paginator", None)
+        names = ("page_size_query_param", "cursor_query_param", "page_query_param")
+        return [getattr(paginator, name) for name in names if getattr(paginator, name, None)]
