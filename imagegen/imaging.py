@@ -79,6 +79,23 @@ def to_jpeg(data: bytes, *, max_bytes: int, quality: int) -> JpegImage:
     return JpegImage(data=jpeg, width=rgb.width, height=rgb.height, source_format=source_format)
 
 
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of a JPEG, read from its header.
+
+    Raises `InvalidImage` for bytes that are not a JPEG image.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            # Pillow names JPEGs with extra pictures (camera previews) MPO.
+            if image.format not in ("JPEG", "MPO"):
+                raise InvalidImage(f"it is {image.format or 'an unknown format'}, not a JPEG")
+            return image.size
+    except InvalidImage:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImage("it is not an image") from exc
+
+
 def _encode_jpeg(image: Image.Image, *, quality: int) -> bytes:
     """`image` as baseline JPEG bytes, encoded without holding the GIL.
 

@@ -777,6 +777,27 @@ def validate_image_key(*, image: GeneratedImage, s3_key: str) -> str:
     return s3_key
 
 
+def _stored_jpeg_fields(s3_key: str) -> dict[str, object]:
+    """What the record says of the object at `s3_key`: its size and dimensions, read from it.
+
+    Raises `InvalidStorageKey` when the object is larger than any image we store or is not a
+    JPEG (every record describes one).
+    """
+    size = default_storage.size(s3_key)
+    if size > settings.IMAGEGEN_MAX_IMAGE_BYTES:
+        raise InvalidStorageKey(
+            f"The object at {s3_key!r} is {size} bytes, over the "
+            f"{settings.IMAGEGEN_MAX_IMAGE_BYTES}-byte cap of a stored image."
+        )
+    with default_storage.open(s3_key) as stored:
+        data = stored.read()
+    try:
+        width, height = imaging.jpeg_size(data)
+    except imaging.InvalidImage as exc:
+        raise InvalidStorageKey(f"The object at {s3_key!r} is no JPEG image: {exc}.") from None
+    return {"s3_key": s3_key, "image_size_bytes": len(data), "width": width, "height": height}
+
+
 def describe_changes(changed: list[str]) -> str:
     """The seed's message: "Image prompt, art style, and S3 key updated successfully"."""
     labels = {"visual_prompt": "prompt", "art_style": "art style", "s3_key": "S3 key"}
@@ -795,19 +816,41 @@ def image_update(
 ) -> list[str]:
     """Change an image's prompt, style and/or storage key; return the fields that were sent.
 
-    Raises `InvalidStorageKey` (nothing is changed then).
+    It does not regenerate: an edit made while the image is generated stays, over the result.
+    A queued image is routed anew for its new prompt. A new key takes the object's size and
+    dimensions onto the record. Raises `ImageConflict` for a key on an image that has not
+    succeeded and `InvalidStorageKey` (see `validate_image_key`, and for an object that is no
+    JPEG); nothing is changed then. `image` is refreshed with what was written.
     """
-    changes: dict[str, str] = {}
-    if visual_prompt is not None:
-        changes["visual_prompt"] = visual_prompt
-    if art_style is not None:
-        changes["art_style"] = art_style
-    if s3_key is not None:
-        changes["s3_key"] = validate_image_key(image=image, s3_key=s3_key)
-    for name, value in changes.items():
-        setattr(image, name, value)
-    image.save(update_fields=[*changes, "updated_at"])
-    return list(changes)
+    sent = {
+        name: value
+        for name, value in (
+            ("visual_prompt", visual_prompt),
+            ("art_style", art_style),
+            ("s3_key", s3_key),
+        )
+        if value is not None
+    }
+    with transaction.atomic():
+        # Locked: a worker taking a queued image waits, and then generates what was written.
+        current = GeneratedImage.objects.select_for_update().get(pk=image.pk)
+        if s3_key is not None and current.status != GeneratedImage.Status.SUCCEEDED:
+            raise ImageConflict(
+                f"Only a generated image's s3_key can be changed; this one is {current.status}.",
+                id=current.id,
+            )
+        changes: dict[str, object] = dict(sent)
+        if s3_key is not None:
+            changes.update(_stored_jpeg_fields(validate_image_key(image=current, s3_key=s3_key)))
+        if current.status == GeneratedImage.Status.PENDING and changes.keys() - {"s3_key"}:
+            prompt = changes.get("visual_prompt", current.visual_prompt)
+            style = changes.get("art_style", current.art_style)
+            changes.update(routing_fields(routing.route(prompt, style)))
+        for name, value in changes.items():
+            setattr(current, name, value)
+        current.save(update_fields=[*changes, "updated_at"])
+    image.refresh_from_db()
+    return list(sent)
 
 
 def delete_objects_on_commit(keys: list[str]) -> None:

@@ -21,10 +21,10 @@ from rest_framework.throttling import ScopedRateThrottle
 from config.cache import CacheOptionalThrottle
 from config.ids import ID_PATTERN
 from config.openapi import error_responses
+from config.pagination import LinkHeaderCursorPagination
 from imagegen import openapi, services
 from imagegen.filters import ImageFilter
 from imagegen.models import GeneratedImage
-from config.pagination import LinkHeaderCursorPagination
 from imagegen.serializers import (
     RECORD_COLUMNS,
     GenerationAnswerSerializer,

@@ -10,6 +10,7 @@ from PIL import Image
 
 from conftest import new_uuid
 from imagegen.models import GeneratedImage
+from imagegen.testing import vendor_payloads
 from imagegen.tests.factories import GeneratedImageFactory
 
 pytestmark = pytest.mark.django_db
@@ -148,7 +149,9 @@ def test_list_filters_by_id_and_project(api, user, project):
 def test_patch_answers_the_seed_shape(api, project, s3_client):
     image = GeneratedImageFactory(project=project)
     new_key = f"images/{project.id}/updated-segment-001-image.jpg"
-    s3_client.put_object(Bucket="imagegen-test", Key=new_key, Body=b"jpeg")
+    s3_client.put_object(
+        Bucket="imagegen-test", Key=new_key, Body=vendor_payloads.image_bytes("JPEG")
+    )
 
     response = api.patch(f"/image-gen/{image.id}", {**SEED_PATCH, "s3_key": new_key}, format="json")
 

@@ -130,6 +130,26 @@ def test_a_task_delivered_twice_generates_once(pending, vendors):
     assert pending.attempts.count() == 1
 
 
+def test_a_queued_image_edited_before_its_turn_is_routed_and_made_from_the_edit(
+    api, project, vendors, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as queued:
+        accepted = post_image(api, project, headers=PREFER_ASYNC, model="auto")
+    assert accepted.json()["routing"]["category"] == "realistic"
+    edit = {"visual_prompt": "A title card with the words 'CHAPTER ONE' in bold letters"}
+    vendors.gemini()
+
+    edited = api.patch(f"/image-gen/{accepted.json()['id']}", edit, format="json")
+    for callback in queued:
+        callback()
+
+    assert edited.json()["image"]["routing"]["category"] == "text"
+    image = GeneratedImage.objects.get()
+    assert (image.status, image.model) == ("succeeded", "google-imagen")
+    assert vendors.calls("gemini") == 1
+    assert "CHAPTER ONE" in vendors.mock.calls[0].request.body.decode()
+
+
 def test_a_task_for_a_running_image_does_nothing(pending, vendors):
     GeneratedImage.objects.filter(pk=pending.pk).update(status="running")
 

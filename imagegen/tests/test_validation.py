@@ -17,6 +17,7 @@ from imagegen.models import GeneratedImage
 from imagegen.providers.recraft import RecraftProvider
 from imagegen.serializers import MAX_ART_STYLE_CHARS, MAX_VISUAL_PROMPT_CHARS
 from imagegen.services import compose_prompt
+from imagegen.testing import vendor_payloads
 from imagegen.tests.factories import GeneratedImageFactory
 from imagegen.tests.test_api import SEED_POST, post_image
 from projects.models import Project
@@ -250,8 +251,11 @@ def test_body_just_under_the_cap_is_accepted(api, project, vendors, settings):
 @pytest.fixture
 def object_in_project(project, s3_client) -> str:
     key = f"images/{project.id}/uploaded.jpg"
-    s3_client.put_object(Bucket=S3_BUCKET, Key=key, Body=b"jpeg")
+    s3_client.put_object(Bucket=S3_BUCKET, Key=key, Body=UPLOADED_JPEG)
     return key
+
+
+UPLOADED_JPEG = vendor_payloads.image_bytes("JPEG", (40, 30))
 
 
 BAD_KEYS = [
@@ -312,6 +316,69 @@ def test_patch_accepts_an_existing_key_in_the_namespace(api, existing_image, obj
     assert response.status_code == 200
     existing_image.refresh_from_db()
     assert existing_image.s3_key == object_in_project
+
+
+def test_a_new_key_brings_its_objects_size_and_dimensions(api, existing_image, object_in_project):
+    response = api.patch(
+        f"/image-gen/{existing_image.id}", {"s3_key": object_in_project}, format="json"
+    )
+
+    record = response.json()["image"]
+    assert (record["imageSizeBytes"], record["width"], record["height"]) == (
+        len(UPLOADED_JPEG),
+        40,
+        30,
+    )
+    existing_image.refresh_from_db()
+    assert (existing_image.image_size_bytes, existing_image.width) == (len(UPLOADED_JPEG), 40)
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        (vendor_payloads.image_bytes("PNG"), "is no JPEG image: it is PNG, not a JPEG"),
+        (b"jpeg", "is no JPEG image: it is not an image"),
+    ],
+)
+def test_a_key_to_an_object_that_is_no_jpeg_is_a_400_that_changes_nothing(
+    api, project, existing_image, s3_client, body, shown
+):
+    key = f"images/{project.id}/not-a-jpeg.jpg"
+    s3_client.put_object(Bucket=S3_BUCKET, Key=key, Body=body)
+
+    response = api.patch(f"/image-gen/{existing_image.id}", {"s3_key": key}, format="json")
+
+    assert_error_shape(response, 400)
+    assert shown in response.json()["message"]
+    assert GeneratedImage.objects.get(pk=existing_image.pk).s3_key == existing_image.s3_key
+
+
+def test_a_key_to_an_object_over_the_image_cap_is_a_400(
+    api, existing_image, object_in_project, settings
+):
+    settings.IMAGEGEN_MAX_IMAGE_BYTES = len(UPLOADED_JPEG) - 1
+
+    response = api.patch(
+        f"/image-gen/{existing_image.id}", {"s3_key": object_in_project}, format="json"
+    )
+
+    assert_error_shape(response, 400)
+    assert "over the" in response.json()["message"]
+
+
+@pytest.mark.parametrize("status", ["pending", "running", "failed"])
+def test_a_key_for_an_image_not_generated_is_a_409_that_changes_nothing(
+    api, project, object_in_project, status
+):
+    image = GeneratedImageFactory(project=project, status=status, s3_key="", image_size_bytes=None)
+
+    response = api.patch(f"/image-gen/{image.id}", {"s3_key": object_in_project}, format="json")
+
+    assert_error_shape(response, 409)
+    assert response.json()["message"] == (
+        f"Only a generated image's s3_key can be changed; this one is {status}."
+    )
+    assert GeneratedImage.objects.get(pk=image.pk).s3_key == ""
 
 
 BAD_PATCHES = [
