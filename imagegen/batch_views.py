@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.openapi import error_responses
-from imagegen import services
+from imagegen import selectors, services
 from imagegen.models import ImageBatch
 from imagegen.serializers import (
     BatchAcceptedSerializer,
@@ -92,6 +92,6 @@ class BatchDetailView(APIView):
             "done": progress.done,
             "counts": progress.counts,
             "costUsd": progress.cost_usd,
-            "items": batch.images.order_by("created_at", "id"),
+            "items": selectors.batch_images(batch=batch),
         }
         return Response(BatchStatusSerializer(answer, context={"request": request}).data)

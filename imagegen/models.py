@@ -44,6 +44,7 @@ class GeneratedImage(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="generated_images"
     )
+    # The batch that last queued the image; a batch's items are its `memberships`.
     batch = models.ForeignKey(
         ImageBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="images"
     )
@@ -135,3 +136,25 @@ class GenerationAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.outcome}"
+
+
+class BatchMembership(models.Model):
+    """An image as item number `position` of a batch.
+
+    A storyboard keeps every item it was submitted with, also one generated before (a replay)
+    or queued again by a later batch: its items, and so its counts and cost, are its own.
+    `GeneratedImage.batch` is only the batch that last queued the image.
+    """
+
+    batch = models.ForeignKey(ImageBatch, on_delete=models.CASCADE, related_name="memberships")
+    image = models.ForeignKey(GeneratedImage, on_delete=models.CASCADE, related_name="memberships")
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(fields=("batch", "position"), name="batch_item_position"),
+            models.UniqueConstraint(fields=("batch", "image"), name="batch_item_once"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.batch_id}[{self.position}]"

@@ -1,4 +1,4 @@
-"""Read side of image generation: per-route counts, success rate, cost and latency over a period."""
+"""Read side of image generation: per-route statistics over a period, and a batch's items."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.db.models import Count, Q, QuerySet, Sum
 
-from imagegen.models import GeneratedImage, GenerationAttempt
+from imagegen.models import GeneratedImage, GenerationAttempt, ImageBatch
 
 PERCENTILES = (50, 95, 99)
 ALL_ROUTES = "all"
@@ -89,3 +89,8 @@ def _stats(
         cost_usd=call_totals["cost"] or Decimal(0),
         latency_ms=latency_percentiles(calls, call_totals["count"]),
     )
+
+
+def batch_images(*, batch: ImageBatch) -> QuerySet[GeneratedImage]:
+    """A batch's items, in the order they were submitted."""
+    return GeneratedImage.objects.filter(memberships__batch=batch).order_by("memberships__position")

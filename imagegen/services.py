@@ -39,7 +39,7 @@ from imagegen.exceptions import (
     StorageUnavailable,
     TooManyInFlight,
 )
-from imagegen.models import GeneratedImage, GenerationAttempt, ImageBatch
+from imagegen.models import BatchMembership, GeneratedImage, GenerationAttempt, ImageBatch
 from imagegen.providers.base import (
     CircuitOpen,
     ContentBlocked,
@@ -1159,8 +1159,9 @@ def batch_create(*, user, project, items: Sequence[BatchItem]) -> BatchOutcome:
     """Record a storyboard's images as `pending` and queue one task per image after commit.
 
     Images already generated for the same `(project, uuid)` and prompt are replays: reported,
-    not generated again. Every image of the storyboard, replays included, belongs to the new
-    batch. All or nothing: raises what `image_claim` raises for the first item it refuses (the
+    not generated again. Every image of the storyboard, replays included, is an item of the new
+    batch (and stays an item of any earlier one); the images it queues point at it as their
+    `batch`. All or nothing: raises what `image_claim` raises for the first item it refuses (the
     message and `index` name it), and then nothing is recorded or queued.
     """
     with transaction.atomic():
@@ -1184,12 +1185,15 @@ def batch_create(*, user, project, items: Sequence[BatchItem]) -> BatchOutcome:
                 raise type(exc)(
                     f"items[{index}]: {exc.message}", headers=exc.headers, index=index, **exc.extra
                 ) from exc
-        GeneratedImage.objects.filter(pk__in=[outcome.image.pk for outcome in outcomes]).update(
-            batch=batch
+        BatchMembership.objects.bulk_create(
+            BatchMembership(batch=batch, image=outcome.image, position=position)
+            for position, outcome in enumerate(outcomes)
         )
-        for outcome in outcomes:
-            outcome.image.batch = batch
-        images_enqueue(image_ids=[outcome.image.pk for outcome in outcomes if not outcome.replayed])
+        queued = [outcome.image for outcome in outcomes if not outcome.replayed]
+        GeneratedImage.objects.filter(pk__in=[image.pk for image in queued]).update(batch=batch)
+        for image in queued:
+            image.batch = batch
+        images_enqueue(image_ids=[image.pk for image in queued])
     for outcome in outcomes:
         _settle(outcome.image)
     return BatchOutcome(batch=batch, items=outcomes)
@@ -1256,7 +1260,7 @@ class BatchProgress:
 
 def batch_progress(*, batch: ImageBatch) -> BatchProgress:
     """Counts per status and the cost of a batch's images, in one query."""
-    totals = batch.images.aggregate(
+    totals = GeneratedImage.objects.filter(memberships__batch=batch).aggregate(
         cost=Sum("cost_usd"),
         **{status: Count("id", filter=Q(status=status)) for status in GeneratedImage.Status.values},
     )

@@ -17,7 +17,8 @@ from kombu.exceptions import OperationalError
 
 from config.celery import app as celery_app
 from imagegen import tasks
-from imagegen.models import GeneratedImage, ImageBatch
+from imagegen.models import BatchMembership, GeneratedImage, ImageBatch
+from imagegen.selectors import batch_images
 from imagegen.tests.factories import GeneratedImageFactory
 from projects.tests.factories import ProjectFactory
 
@@ -179,7 +180,7 @@ def test_a_batch_over_the_configured_maximum_is_a_400(api, project, settings):
 
 def test_the_default_maximum_of_200_items_is_accepted(api, project, django_assert_num_queries):
     # New segments are inserted in one statement, not claimed one by one.
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(11):
         response = post_batch(api, project, storyboard(200))
 
     assert response.status_code == 202
@@ -214,11 +215,32 @@ def test_a_batch_mixing_new_and_known_segments_claims_the_known_ones(
         "segment-003": "pending",
     }
     batch = ImageBatch.objects.get()
-    assert set(batch.images.values_list("uuid", flat=True)) == set(states)
+    assert [image.uuid for image in batch_images(batch=batch)] == list(states)
     failed.refresh_from_db()
     assert (failed.status, failed.batch_id) == ("pending", batch.pk)
     done.refresh_from_db()
-    assert done.status == "succeeded"
+    assert (done.status, done.batch_id) == ("succeeded", None)
+
+
+def test_a_storyboard_sent_again_leaves_the_first_batch_as_it_was(
+    api, project, vendors, run_on_commit
+):
+    for _ in range(3):
+        vendors.recraft()
+    first, _ = run_on_commit(post_batch, api, project, storyboard(2))
+    before = api.get(f"/image-gen/batch/{first.json()['batchId']}").json()
+
+    second, _ = run_on_commit(post_batch, api, project, storyboard(3)[1:])
+
+    after = api.get(f"/image-gen/batch/{first.json()['batchId']}").json()
+    assert {key: after[key] for key in ("counts", "total", "costUsd")} == {
+        key: before[key] for key in ("counts", "total", "costUsd")
+    }
+    assert [item["uuid"] for item in after["items"]] == ["segment-000", "segment-001"]
+    resent = api.get(f"/image-gen/batch/{second.json()['batchId']}").json()
+    assert [item["uuid"] for item in resent["items"]] == ["segment-001", "segment-002"]
+    assert resent["counts"]["succeeded"] == 2
+    assert vendors.calls("recraft") == 3
 
 
 def test_a_batch_for_another_users_project_is_a_404_and_records_nothing(api, other_project):
@@ -260,9 +282,15 @@ def test_a_batch_is_accepted_while_the_user_is_at_the_in_flight_cap(api, project
 
 def test_batch_progress_counts_statuses_and_cost(api, project):
     batch = ImageBatch.objects.create(user=project.owner, project=project)
-    for status, cost in [("succeeded", "0.035"), ("succeeded", "0.039"), ("failed", "0.01")]:
+    images = [
         GeneratedImageFactory(project=project, batch=batch, status=status, cost_usd=Decimal(cost))
-    GeneratedImageFactory(project=project, batch=batch, status="pending", s3_key="")
+        for status, cost in [("succeeded", "0.035"), ("succeeded", "0.039"), ("failed", "0.01")]
+    ]
+    images.append(GeneratedImageFactory(project=project, batch=batch, status="pending", s3_key=""))
+    BatchMembership.objects.bulk_create(
+        BatchMembership(batch=batch, image=image, position=position)
+        for position, image in enumerate(images)
+    )
     GeneratedImageFactory(project=project)  # not in the batch
 
     response = api.get(f"/image-gen/batch/{batch.id}")
@@ -415,3 +443,31 @@ def test_a_publish_to_a_broker_that_stops_answering_fails_after_its_socket_timeo
 
     assert isinstance(error, OperationalError)
     assert 0.5 <= seconds < 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_keeps_each_batchs_images_as_its_items():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("imagegen", "0002_generationattempt_usage")])
+    old = executor.loader.project_state([("imagegen", "0002_generationattempt_usage")]).apps
+    project = ProjectFactory()
+    batch = old.get_model("imagegen", "ImageBatch").objects.create(
+        project_id=project.id, user_id=project.owner_id
+    )
+    images = [GeneratedImageFactory.build(project=project, uuid=f"s-{n}") for n in range(3)]
+    Image = old.get_model("imagegen", "GeneratedImage")  # noqa: N806
+    fields = ("id", "project_id", "user_id", "uuid", "visual_prompt", "aspect_ratio", "status")
+    for image in images:
+        Image.objects.create(batch_id=batch.id, **{name: getattr(image, name) for name in fields})
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert [image.uuid for image in batch_images(batch=ImageBatch.objects.get())] == [
+        "s-0",
+        "s-1",
+        "s-2",
+    ]
