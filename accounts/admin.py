@@ -9,27 +9,19 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.models import User
-from config.admin import GuardedChangeListMixin
+from config.admin import GuardedChangeListMixin, NewestInline
 from projects import services as project_services
 from projects.models import Project
 
 
-class ProjectInline(admin.TabularInline):
-    """The user's projects, read-only; each links to its page with its images."""
+class ProjectInline(NewestInline):
+    """The user's newest projects, read-only; each links to its page with its images."""
 
     model = Project
     fk_name = "owner"
+    verbose_name_plural = f"projects (the {NewestInline.max_shown} newest)"
     fields = ("name", "id", "created_at")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
-        return False
 
 
 @admin.register(User)

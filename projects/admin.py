@@ -1,4 +1,4 @@
-"""Staff pages for projects: owner, image count, total cost, and the images inline."""
+"""Staff pages for projects: owner, image count, total cost, and the newest images inline."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework import serializers
 
-from config.admin import GuardedChangeListMixin, RelatedOnlyFilter
+from config.admin import GuardedChangeListMixin, NewestInline, RelatedOnlyFilter
 from imagegen.admin import prompt_excerpt, route, style_excerpt, success, thumbnail
 from imagegen.models import GeneratedImage
 from projects import selectors, services
@@ -21,10 +21,11 @@ from projects.models import Project
 from projects.serializers import ProjectSerializer
 
 
-class ImageInline(admin.TabularInline):
-    """The project's images, read-only; each links to its own page (edit, regenerate there)."""
+class ImageInline(NewestInline):
+    """The project's newest images, read-only; each links to its own page (edit, regenerate)."""
 
     model = GeneratedImage
+    verbose_name_plural = f"images (the {NewestInline.max_shown} newest)"
     fields = (
         thumbnail,
         "uuid",
@@ -38,16 +39,6 @@ class ImageInline(admin.TabularInline):
         "created_at",
     )
     readonly_fields = fields
-    ordering = ("uuid",)
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Project | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Project | None = None) -> bool:
-        return False
 
 
 class ProjectForm(forms.ModelForm):

@@ -627,6 +627,24 @@ def test_project_page_lists_its_images_with_thumbnails_and_total_cost(admin_clie
     assert f"{IMAGES}?project__id__exact={project.pk}" in html
 
 
+def test_a_project_with_many_images_shows_the_newest_and_can_be_renamed(admin_client, settings):
+    project = ProjectFactory()
+    images = GeneratedImageFactory.create_batch(40, project=project)
+    # Each inline row posts two hidden fields: 40 rows would be over this limit.
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 60
+    url = reverse("admin:projects_project_change", args=(project.pk,))
+    html = admin_client.get(url).content.decode()
+
+    response = admin_client.post(url, change_form_data(admin_client, url, name="Renamed"))
+
+    newest = sorted(images, key=lambda image: (image.created_at, image.pk), reverse=True)
+    assert all(change_url(image) in html for image in newest[:20])
+    assert not any(change_url(image) in html for image in newest[20:])
+    assert response.status_code == 302
+    project.refresh_from_db()
+    assert project.name == "Renamed"
+
+
 def test_project_list_shows_image_count_and_total_cost(admin_client):
     project = ProjectFactory(name="Water bottle ad")
     GeneratedImageFactory.create_batch(3, project=project, cost_usd=Decimal("0.01"))
