@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -475,6 +477,46 @@ def test_ctrl_c_starts_no_further_item_and_reports_what_finished(tmp_path, proje
     assert "10 items:" not in out
     assert "2 items: 2 generated" in out
     assert handlers == []
+
+
+def test_ctrl_c_while_the_items_are_being_queued_is_answered_the_same_way(
+    tmp_path, project, monkeypatch
+):
+    class PoolInterruptedAtTheThirdItem(ThreadPoolExecutor):
+        queued = 0
+
+        def submit(self, *args, **kwargs):
+            type(self).queued += 1
+            if self.queued == 3:
+                raise KeyboardInterrupt
+            return super().submit(*args, **kwargs)
+
+    monkeypatch.setattr(
+        "imagegen.management.commands.generate_batch.ThreadPoolExecutor",
+        PoolInterruptedAtTheThirdItem,
+    )
+    generated = []
+
+    def generate(item, *, project):
+        generated.append(item["uuid"])
+        return fake_outcome(item, project=project)
+
+    monkeypatch.setattr("imagegen.management.commands.generate_batch.generate", generate)
+    path = write(
+        tmp_path, "board.csv", csv_rows(*[f"Scene {n},photo,seg-{n},," for n in range(10)])
+    )
+    out = io.StringIO()
+
+    with pytest.raises(CommandError) as failure:
+        call_command(
+            "generate_batch", path, "--project", project.pk, "--concurrency", "1", stdout=out
+        )
+
+    assert failure.value.returncode == 130
+    finished = int(re.match(r"Interrupted: (\d) of 10 items finished", str(failure.value))[1])
+    assert finished <= 2
+    assert f"{finished} items: {finished} generated" in out.getvalue()
+    assert len(generated) == finished
 
 
 def test_a_second_ctrl_c_ends_the_batch_with_one_line_and_status_130(

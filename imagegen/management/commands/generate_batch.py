@@ -133,9 +133,7 @@ class Command(OperatorCommand):
         """
         results: list[ItemResult | None] = [None] * len(items)
         pool = ThreadPoolExecutor(concurrency, thread_name_prefix="generate_batch")
-        futures = {
-            pool.submit(generate_one, item, project): index for index, item in enumerate(items)
-        }
+        futures: dict[Future, int] = {}
 
         def collect(finishing: Iterable[Future]) -> None:
             for future in as_completed(finishing):
@@ -146,6 +144,9 @@ class Command(OperatorCommand):
 
         wait_for_pool = True
         try:
+            # Queued inside the try: a Ctrl-C while queueing is answered as any other.
+            for index, item in enumerate(items):
+                futures[pool.submit(generate_one, item, project)] = index
             collect(futures)
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -162,7 +163,7 @@ class Command(OperatorCommand):
                 wait_for_pool = False
                 if self._called_from_command_line:  # not a shell's or a program's own Ctrl-C
                     restore_default_interrupt()
-                not_started = sum(future.cancelled() for future in futures)
+                not_started = len(items) - sum(not future.cancelled() for future in futures)
                 raise CommandError(
                     f"Interrupted again: the summary is skipped, and {not_started} of "
                     f"{len(items)} items were not started. Re-run the same command to continue; "
