@@ -53,3 +53,35 @@ def test_a_username_the_user_model_refuses_is_a_command_error(username):
         bootstrap("--username", username)
 
     assert not User.objects.exists()
+
+
+def test_it_does_not_take_over_an_account_that_named_a_project_like_its_own():
+    user = UserFactory(username="alice")
+    Project.objects.create(owner=user, name="Demo video project")
+
+    with pytest.raises(CommandError, match="existing account that bootstrap_demo did not make"):
+        bootstrap("--username", "alice")
+
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_marks_the_demo_account_made_before_the_mark():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("accounts", "0001_initial")])
+    old = executor.loader.project_state(
+        [("accounts", "0001_initial"), ("projects", "0001_initial")]
+    ).apps
+    for username in ("demo", "alice"):
+        owner = old.get_model("accounts", "User").objects.create(username=username)
+        old.get_model("projects", "Project").objects.create(owner=owner, name="Demo video project")
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert set(User.objects.filter(is_demo=True).values_list("username", flat=True)) == {"demo"}
+    assert "Demo account ready" in bootstrap()

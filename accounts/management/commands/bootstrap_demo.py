@@ -19,8 +19,8 @@ class Command(OperatorCommand):
     help = (
         "Create (or reset) the local demo user and its demo project, and print the credentials, "
         "a fresh access token and a curl command for the seed's POST /image-gen example. "
-        "The password changes on every run. It resets only an account it made itself (one "
-        "that owns a demo project and is not staff), never another user's."
+        "The password changes on every run. It resets only an account it made itself (marked "
+        "as a demo account), never another user's."
     )
 
     def add_arguments(self, parser) -> None:
@@ -30,12 +30,12 @@ class Command(OperatorCommand):
     def handle(self, *args, username: str, base_url: str, **options) -> None:
         user = User.objects.filter(username=username).first()
         if user is None:
-            user = User(username=username)
+            user = User(username=username, is_demo=True)
             try:
                 user.full_clean(exclude=["password"])
             except ValidationError as exc:
                 raise CommandError(f"--username {username!r}: {' '.join(exc.messages)}") from exc
-        elif user.is_staff or not Project.objects.filter(owner=user, name=DEMO_PROJECT).exists():
+        elif not user.is_demo or user.is_staff:
             raise CommandError(
                 f"{username!r} is an existing account that bootstrap_demo did not make; it "
                 "resets only its own demo accounts. Choose another --username."
