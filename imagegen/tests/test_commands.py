@@ -628,8 +628,12 @@ def test_a_failed_item_shows_no_route_bytes_or_cost_of_another_image(
     other = GeneratedImageFactory(project=project, uuid="seg-1", cost_usd=Decimal("0.035"))
     path = write(tmp_path, "board.csv", csv_rows(GOOD_ROW, "A car,photo,seg-2,,"))
 
-    out, _ = run_failing("generate_batch", path, "--project", project.pk)
+    out, message = run_failing("generate_batch", path, "--project", project.pk)
 
+    assert message == (
+        "1 of 2 items failed (see above). 1 of them (seg-1) use a uuid that holds an image of "
+        "another prompt: a re-run fails them again; give them new uuids, or PATCH those images."
+    )
     rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("seg-")}
     assert rows["seg-1"].split()[:3] == ["seg-1", "failed", "0.0"]
     assert "already has an image made from a" in rows["seg-1"]

@@ -51,6 +51,8 @@ class ItemResult:
     # The row this item generated, replayed or recorded its failure on; None when it failed on
     # another request's image under its uuid (or before any row).
     image_id: str | None = None
+    # False for a uuid that holds another prompt's image: a re-run fails it the same way.
+    retryable: bool = True
 
 
 # Refusals that name another request's image: a different prompt under the uuid, a generation
@@ -115,10 +117,7 @@ class Command(OperatorCommand):
         self.summarise(results, project=project, seconds=time.monotonic() - started)
         failed = [result for result in results if result.result == "failed"]
         if failed:
-            raise CommandError(
-                f"{len(failed)} of {len(results)} items failed (see above). Re-run the same "
-                "command to retry them; the items that succeeded are skipped."
-            )
+            raise CommandError(failure_message(failed, total=len(results)))
 
     def run(
         self, items: list[dict[str, Any]], *, project: Project, concurrency: int
@@ -210,6 +209,21 @@ class Command(OperatorCommand):
         for result in results:
             if result.result == "failed":
                 self.stdout.write(f"  {result.uuid}: {result.message}")
+
+
+def failure_message(failed: list[ItemResult], *, total: int) -> str:
+    """What to do about the failed items: re-run for most, a new uuid for a conflict."""
+    message = f"{len(failed)} of {total} items failed (see above)."
+    conflicts = [result.uuid for result in failed if not result.retryable]
+    if len(conflicts) < len(failed):
+        message += " Re-run the same command to retry them; the items that succeeded are skipped."
+    if conflicts:
+        message += (
+            f" {len(conflicts)} of them ({', '.join(conflicts)}) use a uuid that holds an image "
+            "of another prompt: a re-run fails them again; give them new uuids, or PATCH those "
+            "images."
+        )
+    return message
 
 
 def restore_default_interrupt() -> None:
@@ -362,10 +376,11 @@ class BatchInterrupted(Exception):
 def generate_one(item: dict[str, Any], project: Project) -> ItemResult:
     """One item on a worker thread; its outcome, never an exception (the batch goes on)."""
     started, image_id = time.monotonic(), None
+    retryable = True
     try:
         outcome = generate(item, project=project)
     except OTHER_REQUESTS_IMAGE as exc:
-        result, message = "failed", exc.message
+        result, message, retryable = "failed", exc.message, not isinstance(exc, ImageConflict)
     except ServiceError as exc:
         result, message, image_id = "failed", exc.message, exc.extra.get("id")
     except Exception as exc:
@@ -387,6 +402,7 @@ def generate_one(item: dict[str, Any], project: Project) -> ItemResult:
         message=message,
         seconds=time.monotonic() - started,
         image_id=image_id,
+        retryable=retryable,
     )
 
 
