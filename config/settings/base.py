@@ -25,6 +25,7 @@ class Env(environ.Env):
     switch it does not know as off ("ture", or "flase" for a setting that is on by default)."""
 
     EXPECTED = {int: "a whole number", float: "a number", bool: "true or false"}
+    DATABASE_ENGINES = ("django.db.backends.postgresql", "django.db.backends.sqlite3")
     # The words the README lists, and no others (django-environ also takes "ok" and "y").
     BOOLEAN_TRUE_STRINGS = ("true", "on", "yes", "1")
     BOOLEAN_FALSE_STRINGS = ("false", "off", "no", "0")
@@ -54,13 +55,25 @@ class Env(environ.Env):
         engine: str | None = None,
     ) -> dict:
         try:
-            return super().db_url(var, default=default, engine=engine)
+            config = super().db_url(var, default=default, engine=engine)
         except ValueError:
             # Not the parser's reason: it may quote a piece of the URL, password included.
             raise ImproperlyConfigured(
                 f"{self.prefix}{var} is not a valid database URL (a character in the password "
                 "that must be percent-encoded, such as / or @?): correct it."
             ) from None
+        usage = "postgres://user:password@host:5432/name or sqlite:///path/to/file"
+        if config.get("ENGINE") not in self.DATABASE_ENGINES:
+            scheme = str(config.get("ENGINE", "")).rsplit(".", 1)[-1]
+            raise ImproperlyConfigured(
+                f"{self.prefix}{var} names a database this service does not run on ({scheme!r}): "
+                f"use {usage}."
+            )
+        if not config.get("NAME"):
+            raise ImproperlyConfigured(
+                f"{self.prefix}{var} names no database (the path after the host): use {usage}."
+            )
+        return config
 
     db = db_url
 

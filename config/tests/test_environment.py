@@ -79,6 +79,35 @@ def test_an_unset_variable_takes_its_default(monkeypatch, cast, default):
 
 
 @pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("mysq://app:not-to-be-shown@db/imagegen", "does not run on ('mysq')"),
+        ("mysql://app:not-to-be-shown@db/imagegen", "does not run on ('mysql')"),
+        ("postgres://app:not-to-be-shown@127.0.0.1:5432", "names no database"),
+        ("postgres://app:not-to-be-shown@127.0.0.1:5432/", "names no database"),
+    ],
+)
+def test_a_database_url_we_cannot_run_on_is_refused_by_name(monkeypatch, url, shown):
+    monkeypatch.setenv("DATABASE_URL", url)
+
+    with pytest.raises(ImproperlyConfigured) as refusal:
+        env.db("DATABASE_URL")
+
+    assert str(refusal.value).startswith("DATABASE_URL ")
+    assert shown in str(refusal.value)
+    assert "not-to-be" not in str(refusal.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["postgres://app@127.0.0.1:5432/imagegen", "postgresql://h/db", "sqlite:////tmp/x.db"]
+)
+def test_the_database_urls_we_run_on_are_read(monkeypatch, url):
+    monkeypatch.setenv("DATABASE_URL", url)
+
+    assert env.db("DATABASE_URL")["NAME"]
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "postgres://app:not-to-be-shown@db:five/imagegen",
