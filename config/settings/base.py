@@ -343,8 +343,10 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# Request bodies larger than this are refused with 413 (a 200-item batch fits comfortably).
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
+# Request bodies larger than this are refused with 413. A 200-item batch at every length
+# limit, written as JSON encoders do by default (each character outside ASCII as \uXXXX, two
+# of them for an emoji: 12 bytes), is about 2.6 MB; the cap is generate_batch's file cap.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024)
 
 # ---------------------------------------------------------------------------------------------
 # Image generation: providers, routing, retries, limits

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -19,6 +20,7 @@ from config.celery import app as celery_app
 from imagegen import tasks
 from imagegen.models import BatchMembership, GeneratedImage, ImageBatch
 from imagegen.selectors import batch_images
+from imagegen.serializers import MAX_ART_STYLE_CHARS, MAX_VISUAL_PROMPT_CHARS
 from imagegen.tests.factories import GeneratedImageFactory
 from projects.tests.factories import ProjectFactory
 
@@ -176,6 +178,24 @@ def test_a_batch_over_the_configured_maximum_is_a_400(api, project, settings):
         "Invalid input: items: A batch holds at most 3 items; this one has 4."
     )
     assert not GeneratedImage.objects.exists()
+
+
+def test_the_largest_batch_fits_the_body_cap_however_its_json_is_escaped(api, project):
+    # Emoji: 12 bytes each as JSON encoders write them by default ("\ud83c\udfac").
+    items = [
+        {
+            "visual_prompt": "\U0001f3ac" * MAX_VISUAL_PROMPT_CHARS,
+            "art_style": "\U0001f3a8" * MAX_ART_STYLE_CHARS,
+            "uuid": f"segment-{index:03d}",
+        }
+        for index in range(settings.IMAGEGEN_BATCH_MAX_ITEMS)
+    ]
+    body = json.dumps({"projectId": project.id, "items": items})
+
+    response = api.post("/image-gen/batch", body, content_type="application/json")
+
+    assert len(body) > 2_000_000
+    assert response.status_code == 202, response.json()
 
 
 def test_the_default_maximum_of_200_items_is_accepted(api, project, django_assert_num_queries):
