@@ -4,11 +4,13 @@ patterns that hold for the whole value."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 # C0/C1 control characters except tab, newline and carriage return, which prompts may
 # legitimately contain. Written as a character class's contents, in escapes that Python's `re`
@@ -21,38 +23,81 @@ WHITESPACE = (
     r"\t\n\u000b\u000c\r\u001c-\u001f\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029"
     r"\u202f\u205f\u3000"
 )
+
+
+def _character_class(codes: list[int]) -> str:
+    """The contents of a character class matching `codes` (all in the BMP), in ranges."""
+    parts, start = [], None
+    for index, code in enumerate(codes):
+        start = code if start is None else start
+        if index + 1 == len(codes) or codes[index + 1] != code + 1:
+            parts.append(f"\\u{start:04x}" + (f"-\\u{code:04x}" if code != start else ""))
+            start = None
+    return "".join(parts)
+
+
+# Format characters (Unicode's category Cf) of the BMP: zero-width spaces and joiners, bidi
+# marks, the byte order mark. They draw nothing: a value of only these and whitespace is blank.
+INVISIBLE = _character_class(
+    [code for code in range(0x10000) if unicodedata.category(chr(code)) == "Cf"]
+)
 _CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
+_NOTHING_VISIBLE = re.compile(f"[{WHITESPACE}{INVISIBLE}]+")
 
 
 class StrictCharField(serializers.CharField):
     """A CharField that accepts only JSON strings (not numbers, booleans or lists) and no NUL or
-    other control characters; whitespace is trimmed."""
+    other control characters, also where they count as whitespace (U+001C-U+001F); whitespace
+    is trimmed, and a value with nothing visible in it (whitespace and format characters such
+    as U+200B only) is blank. With `nfc`, the value is stored in Unicode's composed form (NFC):
+    "Café" typed as e + combining accent is the same text as with é."""
 
     default_error_messages = {
         "not_a_string": "Must be a string.",
         "control_characters": "Must not contain control characters.",
     }
 
+    def __init__(self, *, nfc: bool = False, **kwargs: Any) -> None:
+        self.nfc = nfc
+        super().__init__(**kwargs)
+
+    def run_validation(self, data: Any = empty) -> Any:
+        # Before DRF's blank check, which takes a value of control "whitespace" for a blank.
+        if isinstance(data, str):
+            if _CONTROL.search(data):
+                self.fail("control_characters")
+            if self.trim_whitespace and _NOTHING_VISIBLE.fullmatch(data):
+                if not self.allow_blank:
+                    self.fail("blank")
+                return ""
+        return super().run_validation(data)
+
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("not_a_string")
-        if _CONTROL.search(data):
-            self.fail("control_characters")
-        return super().to_internal_value(data)
+        value = super().to_internal_value(data)
+        return unicodedata.normalize("NFC", value) if self.nfc else value
 
 
 def text_pattern(field: serializers.CharField) -> str:
     """The schema `pattern` of the non-empty strings `field` takes: none of the characters it
-    refuses (control characters, or NUL for a plain CharField). A trimmed field judges a value of
-    only whitespace before its characters: blank, it is refused, or taken as "" where a blank is
-    allowed. The empty string is left to `minLength`, or to the empty alternative (`oneOf`)
-    drf-spectacular adds for a field that allows a blank."""
-    refused = CONTROL_CHARACTERS if isinstance(field, StrictCharField) else NUL
-    if not field.trim_whitespace:
-        return f"^[^{refused}]+$"
-    if field.allow_blank:
-        return f"^(?:[{WHITESPACE}]+|[^{refused}]+)$"
-    return f"^[^{refused}]*[^{refused}{WHITESPACE}][^{refused}]*$"
+    refuses (control characters, or NUL for a plain CharField). A trimmed field that refuses a
+    blank needs a visible character (not whitespace; for a strict field, no format character
+    either); a plain CharField judges a value of only whitespace before its characters, so
+    where a blank is allowed it takes such a value whatever it holds. The empty string is left
+    to `minLength`, or to the empty alternative (`oneOf`) drf-spectacular adds for a field that
+    allows a blank."""
+    if isinstance(field, StrictCharField):
+        refused, blank = CONTROL_CHARACTERS, f"{WHITESPACE}{INVISIBLE}"
+        if not field.trim_whitespace or field.allow_blank:
+            return f"^[^{refused}]+$"
+    else:
+        refused, blank = NUL, WHITESPACE
+        if not field.trim_whitespace:
+            return f"^[^{refused}]+$"
+        if field.allow_blank:
+            return f"^(?:[{blank}]+|[^{refused}]+)$"
+    return f"^[^{refused}]*[^{refused}{blank}][^{refused}]*$"
 
 
 class WholeValueRegexValidator(RegexValidator):

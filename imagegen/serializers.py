@@ -95,8 +95,8 @@ def aspect_ratio_field() -> serializers.ChoiceField:
 class ImageGenerateSerializer(serializers.Serializer):
     """The body of `POST /image-gen` (the seed's fields plus `model` and `aspect_ratio`)."""
 
-    visual_prompt = StrictCharField(max_length=MAX_VISUAL_PROMPT_CHARS)
-    art_style = StrictCharField(max_length=MAX_ART_STYLE_CHARS, allow_blank=True)
+    visual_prompt = StrictCharField(max_length=MAX_VISUAL_PROMPT_CHARS, nfc=True)
+    art_style = StrictCharField(max_length=MAX_ART_STYLE_CHARS, allow_blank=True, nfc=True)
     # The idempotency key is taken as sent: " seg-1" is not "seg-1" but a malformed key.
     uuid = StrictCharField(
         max_length=100,
@@ -111,8 +111,10 @@ class ImageGenerateSerializer(serializers.Serializer):
 class ImagePatchSerializer(serializers.Serializer):
     """The body of `PATCH /image-gen/<id>`: prompt, style and/or key; read-only fields ignored."""
 
-    visual_prompt = StrictCharField(max_length=MAX_VISUAL_PROMPT_CHARS, required=False)
-    art_style = StrictCharField(max_length=MAX_ART_STYLE_CHARS, allow_blank=True, required=False)
+    visual_prompt = StrictCharField(max_length=MAX_VISUAL_PROMPT_CHARS, required=False, nfc=True)
+    art_style = StrictCharField(
+        max_length=MAX_ART_STYLE_CHARS, allow_blank=True, required=False, nfc=True
+    )
     s3_key = StrictCharField(max_length=1024, required=False, trim_whitespace=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import unicodedata
 
 import pytest
 from django.core.files.storage import default_storage
@@ -223,6 +224,9 @@ BAD_INPUTS = [
     ({"visual_prompt": ["a"]}, "visual_prompt"),
     ({"visual_prompt": "x" * 801}, "visual_prompt"),
     ({"visual_prompt": "nul\x00byte"}, "visual_prompt"),
+    ({"visual_prompt": "\u200b\u200b"}, "visual_prompt"),
+    ({"visual_prompt": " \ufeff\u2060\n"}, "visual_prompt"),
+    ({"art_style": "\x1c"}, "art_style"),
     ({"art_style": None}, "art_style"),
     ({"art_style": "y" * 181}, "art_style"),
     ({"art_style": "bell\x07"}, "art_style"),
@@ -235,6 +239,24 @@ BAD_INPUTS = [
     ({"aspect_ratio": "7:5"}, "aspect_ratio"),
     ({"projectId": 12}, "projectId"),
 ]
+
+
+def test_a_prompt_typed_in_another_unicode_form_is_the_same_prompt(api, project, vendors):
+    vendors.recraft()
+    composed = "Café terrace at night, crème brûlée on the table"
+    decomposed = unicodedata.normalize("NFD", composed)
+
+    first = post_image(api, project, visual_prompt=composed, art_style="café photography")
+    again = post_image(
+        api,
+        project,
+        visual_prompt=decomposed,
+        art_style=unicodedata.normalize("NFD", "café photography"),
+    )
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert GeneratedImage.objects.get().visual_prompt == composed
+    assert vendors.calls("recraft") == 1
 
 
 @pytest.mark.parametrize(("overrides", "field"), BAD_INPUTS)

@@ -398,6 +398,12 @@ TEXT_SAMPLES = [
     "  A fox  ",
     "\ufeff",
     "\U0001f98a",
+    # Format characters: nothing visible alone, or with whitespace.
+    "\u200b",
+    "\u200b\u200d \u2060",
+    "\u00ad\u200e",
+    "A\u200bfox",
+    "\u200b\x1c",
     *CHARACTERS,
     *(f"A{character}fox" for character in CHARACTERS),
     *(f"{character}\u3000\t" for character in CHARACTERS),
