@@ -33,9 +33,10 @@ ERROR_MEANINGS = {
     401: "Missing, expired or invalid access token.",
     404: "It does not exist, or it is not yours (the two are indistinguishable).",
     409: "The uuid holds a different prompt (`uuid_conflict`), or is being generated or queued "
-    "(`in_progress`, with `Retry-After`).",
+    "(`in_progress`, with `Retry-After`); or a new `s3_key` for an image that has not been "
+    "generated (`not_generated`).",
     411: "The body was sent chunked: send it with a `Content-Length` header.",
-    413: "The body is over 1 MiB.",
+    413: "The body is over `API_MAX_BODY_BYTES` (4 MiB by default).",
     415: "The body is not JSON.",
     422: "The vendors' safety filters refused the content (`content_blocked`); rephrase it.",
     429: "Too many requests, or too many generations running (`Retry-After` says when to retry).",

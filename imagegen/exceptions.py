@@ -47,6 +47,13 @@ class StorageUnavailable(ServiceError):
     code = "storage_unavailable"
 
 
+class ImageNotGenerated(ServiceError):
+    """A change that needs a generated image (a new `s3_key`) on one that has none yet."""
+
+    status_code = status.HTTP_409_CONFLICT
+    code = "not_generated"
+
+
 class InvalidStorageKey(ServiceError):
     status_code = status.HTTP_400_BAD_REQUEST
     code = "invalid_s3_key"

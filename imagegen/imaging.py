@@ -8,7 +8,8 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
@@ -40,41 +41,50 @@ def _conversion_slots() -> threading.BoundedSemaphore:
     return threading.BoundedSemaphore(settings.IMAGEGEN_CONVERSION_CONCURRENCY)
 
 
+@contextmanager
+def _opened(data: bytes) -> Iterator[Image.Image]:
+    """`data` opened as a raster image within our limits (its header read, not its pixels).
+
+    Anything that goes wrong reading it, in the `with` block too, is an `InvalidImage`: SVG or
+    other non-raster data, truncated files, and images over `MAX_PIXELS` (a decompression bomb
+    is refused from its header, before a pixel is decoded).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as source:
+                if (source.format or "") not in _RASTER_FORMATS:
+                    raise InvalidImage(f"unsupported image format {source.format or 'unknown'}")
+                if source.width * source.height > MAX_PIXELS:
+                    raise InvalidImage(f"the image is {source.width}x{source.height}, too large")
+                yield source
+    except InvalidImage:
+        raise
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
+        raise InvalidImage(f"the bytes are not a decodable raster image ({exc})") from exc
+
+
 def to_jpeg(data: bytes, *, max_bytes: int, quality: int) -> JpegImage:
     """Decode `data` and re-encode it as a baseline RGB JPEG.
 
-    Raises `InvalidImage` for empty or oversized input, SVG or other non-raster data, truncated
-    files, and images over `MAX_PIXELS`.
+    Raises `InvalidImage` for empty or oversized input and for what `_opened` refuses.
     """
     if not data:
         raise InvalidImage("the image is empty (0 bytes)")
     if len(data) > max_bytes:
         raise InvalidImage(f"the image is {len(data)} bytes, over the {max_bytes}-byte cap")
     with _conversion_slots():
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(io.BytesIO(data)) as source:
-                    source_format = source.format or ""
-                    if source_format not in _RASTER_FORMATS:
-                        raise InvalidImage(f"unsupported image format {source_format or 'unknown'}")
-                    if source.width * source.height > MAX_PIXELS:
-                        raise InvalidImage(
-                            f"the image is {source.width}x{source.height}, too large"
-                        )
-                    source.load()
-                    rgb = _flatten(source)
-        except InvalidImage:
-            raise
-        except (
-            UnidentifiedImageError,
-            OSError,
-            SyntaxError,
-            ValueError,
-            Image.DecompressionBombError,
-            Image.DecompressionBombWarning,
-        ) as exc:
-            raise InvalidImage(f"the bytes are not a decodable raster image ({exc})") from exc
+        with _opened(data) as source:
+            source_format = source.format or ""
+            source.load()
+            rgb = _flatten(source)
         jpeg = _encode_jpeg(rgb, quality=quality)
     return JpegImage(data=jpeg, width=rgb.width, height=rgb.height, source_format=source_format)
 
@@ -82,18 +92,13 @@ def to_jpeg(data: bytes, *, max_bytes: int, quality: int) -> JpegImage:
 def jpeg_size(data: bytes) -> tuple[int, int]:
     """(width, height) of a JPEG, read from its header.
 
-    Raises `InvalidImage` for bytes that are not a JPEG image.
+    Raises `InvalidImage` for bytes that are not a JPEG and for what `_opened` refuses.
     """
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            # Pillow names JPEGs with extra pictures (camera previews) MPO.
-            if image.format not in ("JPEG", "MPO"):
-                raise InvalidImage(f"it is {image.format or 'an unknown format'}, not a JPEG")
-            return image.size
-    except InvalidImage:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InvalidImage("it is not an image") from exc
+    with _opened(data) as image:
+        # Pillow names JPEGs with extra pictures (camera previews) MPO.
+        if image.format not in ("JPEG", "MPO"):
+            raise InvalidImage(f"it is {image.format}, not a JPEG")
+        return image.size
 
 
 def _encode_jpeg(image: Image.Image, *, quality: int) -> bytes:

@@ -32,6 +32,7 @@ from imagegen.exceptions import (
     ContentRefused,
     GenerationInProgress,
     ImageConflict,
+    ImageNotGenerated,
     ImageSuperseded,
     InvalidStorageKey,
     ProvidersFailed,
@@ -818,7 +819,7 @@ def image_update(
 
     It does not regenerate: an edit made while the image is generated stays, over the result.
     A queued image is routed anew for its new prompt. A new key takes the object's size and
-    dimensions onto the record. Raises `ImageConflict` for a key on an image that has not
+    dimensions onto the record. Raises `ImageNotGenerated` for a key on an image that has not
     succeeded and `InvalidStorageKey` (see `validate_image_key`, and for an object that is no
     JPEG); nothing is changed then. `image` is refreshed with what was written.
     """
@@ -835,7 +836,7 @@ def image_update(
         # Locked: a worker taking a queued image waits, and then generates what was written.
         current = GeneratedImage.objects.select_for_update().get(pk=image.pk)
         if s3_key is not None and current.status != GeneratedImage.Status.SUCCEEDED:
-            raise ImageConflict(
+            raise ImageNotGenerated(
                 f"Only a generated image's s3_key can be changed; this one is {current.status}.",
                 id=current.id,
             )

@@ -222,8 +222,11 @@ class ImageDetailView(generics.RetrieveAPIView):
 
     @extend_schema(
         summary="Edit an image's prompt, style or storage key",
-        description="Changes what is sent and nothing else; it does not regenerate. `s3_key` must "
-        "name an existing object under `images/<projectId>/` of the image's own project.",
+        description="Changes what is sent and nothing else; it does not regenerate (a queued "
+        "image is routed anew for its new prompt). `s3_key` can change only on a succeeded image "
+        "(`409 not_generated` otherwise) and must name an existing JPEG under "
+        "`images/<projectId>/` of the image's own project, within the image size cap; the "
+        "record takes its size and dimensions.",
         request=ImagePatchSerializer,
         responses={
             200: inline_serializer(
@@ -234,7 +237,7 @@ class ImageDetailView(generics.RetrieveAPIView):
                     "image": ImageWithProjectSerializer(),
                 },
             ),
-            **error_responses(400, 401, 404, 411, 413, 415),
+            **error_responses(400, 401, 404, 409, 411, 413, 415),
         },
         examples=[openapi.PATCH_REQUEST, openapi.PATCH_ANSWER],
     )

@@ -333,11 +333,21 @@ def test_a_new_key_brings_its_objects_size_and_dimensions(api, existing_image, o
     assert (existing_image.image_size_bytes, existing_image.width) == (len(UPLOADED_JPEG), 40)
 
 
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A small JPEG whose header (its SOF0 segment) claims `width` x `height`."""
+    data = bytearray(vendor_payloads.image_bytes("JPEG", (8, 8)))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
 @pytest.mark.parametrize(
     ("body", "shown"),
     [
         (vendor_payloads.image_bytes("PNG"), "is no JPEG image: it is PNG, not a JPEG"),
-        (b"jpeg", "is no JPEG image: it is not an image"),
+        (b"jpeg", "is no JPEG image: the bytes are not a decodable raster image"),
+        (jpeg_claiming(65000, 65000), "is no JPEG image: the bytes are not a decodable raster"),
+        (jpeg_claiming(8000, 8000), "is no JPEG image: the image is 8000x8000, too large"),
     ],
 )
 def test_a_key_to_an_object_that_is_no_jpeg_is_a_400_that_changes_nothing(
@@ -375,6 +385,7 @@ def test_a_key_for_an_image_not_generated_is_a_409_that_changes_nothing(
     response = api.patch(f"/image-gen/{image.id}", {"s3_key": object_in_project}, format="json")
 
     assert_error_shape(response, 409)
+    assert response.json()["code"] == "not_generated"
     assert response.json()["message"] == (
         f"Only a generated image's s3_key can be changed; this one is {status}."
     )
