@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -36,13 +37,25 @@ def _character_class(codes: list[int]) -> str:
     return "".join(parts)
 
 
-# Format characters (Unicode's category Cf) of the BMP: zero-width spaces and joiners, bidi
-# marks, the byte order mark. They draw nothing: a value of only these and whitespace is blank.
-INVISIBLE = _character_class(
-    [code for code in range(0x10000) if unicodedata.category(chr(code)) == "Cf"]
-)
+@cache
+def invisible_characters() -> str:
+    """The format characters (Unicode's category Cf) of the BMP, as a character class's
+    contents: zero-width spaces and joiners, bidi marks, the byte order mark. ECMA-262 patterns
+    without the `u` flag cannot name a character beyond the BMP, such as the tag characters, so
+    there the server (`has_nothing_visible`) is the stricter."""
+    return _character_class([code for code in range(0x10000) if _is_format(chr(code))])
+
+
+def _is_format(char: str) -> bool:
+    return unicodedata.category(char) == "Cf"
+
+
+def has_nothing_visible(value: str) -> bool:
+    """Whether `value` is only whitespace and format characters, which draw nothing."""
+    return all(char.isspace() or _is_format(char) for char in value)
+
+
 _CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
-_NOTHING_VISIBLE = re.compile(f"[{WHITESPACE}{INVISIBLE}]+")
 
 
 class StrictCharField(serializers.CharField):
@@ -66,17 +79,19 @@ class StrictCharField(serializers.CharField):
         if isinstance(data, str):
             if _CONTROL.search(data):
                 self.fail("control_characters")
-            if self.trim_whitespace and _NOTHING_VISIBLE.fullmatch(data):
+            if self.trim_whitespace and has_nothing_visible(data):
                 if not self.allow_blank:
                     self.fail("blank")
                 return ""
-        return super().run_validation(data)
+        value = super().run_validation(data)
+        # After the length check: `max_length` counts the characters as sent, as the schema's
+        # `maxLength` does (NFC makes a few characters two, such as U+0958).
+        return unicodedata.normalize("NFC", value) if self.nfc and value else value
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("not_a_string")
-        value = super().to_internal_value(data)
-        return unicodedata.normalize("NFC", value) if self.nfc else value
+        return super().to_internal_value(data)
 
 
 def text_pattern(field: serializers.CharField) -> str:
@@ -88,7 +103,7 @@ def text_pattern(field: serializers.CharField) -> str:
     to `minLength`, or to the empty alternative (`oneOf`) drf-spectacular adds for a field that
     allows a blank."""
     if isinstance(field, StrictCharField):
-        refused, blank = CONTROL_CHARACTERS, f"{WHITESPACE}{INVISIBLE}"
+        refused, blank = CONTROL_CHARACTERS, f"{WHITESPACE}{invisible_characters()}"
         if not field.trim_whitespace or field.allow_blank:
             return f"^[^{refused}]+$"
     else:

@@ -226,6 +226,7 @@ BAD_INPUTS = [
     ({"visual_prompt": "nul\x00byte"}, "visual_prompt"),
     ({"visual_prompt": "\u200b\u200b"}, "visual_prompt"),
     ({"visual_prompt": " \ufeff\u2060\n"}, "visual_prompt"),
+    ({"visual_prompt": "\U000e0041\U000e0042"}, "visual_prompt"),
     ({"art_style": "\x1c"}, "art_style"),
     ({"art_style": None}, "art_style"),
     ({"art_style": "y" * 181}, "art_style"),
@@ -257,6 +258,35 @@ def test_a_prompt_typed_in_another_unicode_form_is_the_same_prompt(api, project,
     assert (first.status_code, again.status_code) == (201, 200)
     assert GeneratedImage.objects.get().visual_prompt == composed
     assert vendors.calls("recraft") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prompt_stored_in_another_unicode_form_before_still_replays(api, project, vendors):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    decomposed = unicodedata.normalize("NFD", SEED_POST["visual_prompt"] + " at the café")
+    executor = MigrationExecutor(connection)
+    executor.migrate([("imagegen", "0003_batch_membership")])
+    GeneratedImageFactory(project=project, uuid=SEED_POST["uuid"], visual_prompt=decomposed)
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    response = post_image(api, project, visual_prompt=decomposed)
+
+    assert response.status_code == 200, response.json()
+    assert len(vendors.mock.calls) == 0
+
+
+def test_the_length_limit_counts_the_characters_as_sent(api, project, vendors):
+    vendors.recraft()
+    # U+0958 is two characters in NFC.
+    prompt = "\u0958" * 800
+
+    response = post_image(api, project, visual_prompt=prompt)
+
+    assert response.status_code == 201, response.json()
+    assert GeneratedImage.objects.get().visual_prompt == unicodedata.normalize("NFC", prompt)
 
 
 @pytest.mark.parametrize(("overrides", "field"), BAD_INPUTS)
