@@ -142,8 +142,9 @@ class BatchMembership(models.Model):
     """An image as item number `position` of a batch.
 
     A storyboard keeps every item it was submitted with, also one generated before (a replay)
-    or queued again by a later batch: its items, and so its counts and cost, are its own.
-    `GeneratedImage.batch` is only the batch that last queued the image.
+    or queued again by a later batch. Its counts and cost are those of its items as they stand,
+    so an image in two batches counts in both. `GeneratedImage.batch` is only the batch that
+    last queued the image.
     """
 
     batch = models.ForeignKey(ImageBatch, on_delete=models.CASCADE, related_name="memberships")
