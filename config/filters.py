@@ -29,7 +29,11 @@ class ListQueryParameters(BaseFilterBackend):
             if name not in takes and name != api_settings.URL_FORMAT_OVERRIDE:
                 listed = " and ".join([", ".join(takes[:-1]), takes[-1]] if takes[1:] else takes)
                 raise ValidationError(
-                    {name: [f"Unknown query parameter; this list takes {listed or 'none'}."]}
+                    {
+                        name or "(no name)": [
+                            f"Unknown query parameter; this list takes {listed or 'none'}."
+                        ]
+                    }
                 )
             if len(values) > 1:
                 raise ValidationError({name: [f"Given {len(values)} times; give it once."]})

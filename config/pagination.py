@@ -48,6 +48,9 @@ class LinkHeaderCursorPagination(CursorPagination):
             {"cursor": ['Invalid cursor: use the URL of the Link header\'s rel="next".']}
         )
         encoded = request.query_params.get(self.cursor_query_param)
+        if encoded == "":
+            # A client that lost the cursor would get the first page again, and again.
+            raise invalid
         try:
             if encoded is not None:
                 b64decode(encoded, validate=True)  # DRF would skip stray characters

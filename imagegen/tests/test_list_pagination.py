@@ -120,6 +120,7 @@ def encoded(querystring: str) -> str:
 @pytest.mark.parametrize(
     "cursor",
     [
+        "",
         "not-a-cursor",
         "%%%",
         encoded("o=-1"),
@@ -168,7 +169,7 @@ def test_a_filter_sent_empty_is_a_400_not_every_image(api, project, name):
     )
 
 
-@pytest.mark.parametrize("name", ["projectid", "project_id", "ids", "page"])
+@pytest.mark.parametrize("name", ["projectid", "project_id", "ids", "page", ""])
 def test_an_unknown_query_parameter_is_a_400_not_every_image(api, project, name):
     make_images(project, 2)
 
@@ -176,8 +177,8 @@ def test_an_unknown_query_parameter_is_a_400_not_every_image(api, project, name)
 
     assert response.status_code == 400
     assert response.json()["message"] == (
-        f"Invalid input: {name}: Unknown query parameter; this list takes id, projectId, limit "
-        "and cursor."
+        f"Invalid input: {name or '(no name)'}: Unknown query parameter; this list takes id, "
+        "projectId, limit and cursor."
     )
 
 
