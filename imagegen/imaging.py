@@ -60,8 +60,10 @@ def _opened(data: bytes) -> Iterator[Image.Image]:
                 yield source
     except InvalidImage:
         raise
+    except UnidentifiedImageError as exc:
+        # Pillow's message names its in-memory file object ("<_io.BytesIO object at 0x...>").
+        raise InvalidImage("the bytes are not an image in any format we read") from exc
     except (
-        UnidentifiedImageError,
         OSError,
         SyntaxError,
         ValueError,
