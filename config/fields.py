@@ -68,6 +68,8 @@ class StrictCharField(serializers.CharField):
     default_error_messages = {
         "not_a_string": "Must be a string.",
         "control_characters": "Must not contain control characters.",
+        "composed_too_long": "Must be at most {max_length} characters in Unicode's composed "
+        "form (NFC), which some characters double; this is {length}.",
     }
 
     def __init__(self, *, nfc: bool = False, **kwargs: Any) -> None:
@@ -84,9 +86,15 @@ class StrictCharField(serializers.CharField):
                     self.fail("blank")
                 return ""
         value = super().run_validation(data)
-        # After the length check: `max_length` counts the characters as sent, as the schema's
-        # `maxLength` does (NFC makes a few characters two, such as U+0958).
-        return unicodedata.normalize("NFC", value) if self.nfc and value else value
+        if not (self.nfc and value):
+            return value
+        # `max_length` held for the characters as sent, as the schema's `maxLength` counts
+        # them; it holds for the composed form too, which is what is stored and sent upstream
+        # (NFC makes a few characters two, such as U+0958).
+        composed = unicodedata.normalize("NFC", value)
+        if self.max_length is not None and len(composed) > self.max_length:
+            self.fail("composed_too_long", max_length=self.max_length, length=len(composed))
+        return composed
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):

@@ -278,15 +278,18 @@ def test_a_prompt_stored_in_another_unicode_form_before_still_replays(api, proje
     assert len(vendors.mock.calls) == 0
 
 
-def test_the_length_limit_counts_the_characters_as_sent(api, project, vendors):
+def test_the_length_limit_holds_for_the_prompt_that_is_stored_and_sent(api, project, vendors):
     vendors.recraft()
-    # U+0958 is two characters in NFC.
-    prompt = "\u0958" * 800
 
-    response = post_image(api, project, visual_prompt=prompt)
+    response = post_image(api, project, visual_prompt="\u0958" * 800)  # two each in NFC
 
-    assert response.status_code == 201, response.json()
-    assert GeneratedImage.objects.get().visual_prompt == unicodedata.normalize("NFC", prompt)
+    assert response.status_code == 400
+    assert response.json()["message"] == (
+        "Invalid input: visual_prompt: Must be at most 800 characters in Unicode's composed "
+        "form (NFC), which some characters double; this is 1600."
+    )
+    assert len(vendors.mock.calls) == 0
+    assert not GeneratedImage.objects.exists()
 
 
 @pytest.mark.parametrize(("overrides", "field"), BAD_INPUTS)
