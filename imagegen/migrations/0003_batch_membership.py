@@ -4,17 +4,14 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
-def batch_items_from_the_images_batch(apps, schema_editor):
-    """Before this, a batch's items were the images pointing at it, in creation order."""
-    GeneratedImage = apps.get_model("imagegen", "GeneratedImage")
-    BatchMembership = apps.get_model("imagegen", "BatchMembership")
-    images = GeneratedImage.objects.exclude(batch=None).order_by("batch_id", "created_at", "id")
-    positions = {}
-    memberships = []
-    for image_id, batch_id in images.values_list("id", "batch_id").iterator():
-        position = positions[batch_id] = positions.get(batch_id, -1) + 1
-        memberships.append(BatchMembership(batch_id=batch_id, image_id=image_id, position=position))
-    BatchMembership.objects.bulk_create(memberships, batch_size=1000)
+# Before this, a batch's items were the images pointing at it, in creation order. One
+# statement (PostgreSQL, and SQLite from 3.25): no row passes through Python.
+BATCH_ITEMS_FROM_THE_IMAGES_BATCH = """
+INSERT INTO imagegen_batchmembership (batch_id, image_id, position)
+SELECT batch_id, id, ROW_NUMBER() OVER (PARTITION BY batch_id ORDER BY created_at, id) - 1
+FROM imagegen_generatedimage
+WHERE batch_id IS NOT NULL
+"""
 
 
 class Migration(migrations.Migration):
@@ -36,5 +33,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('batch', 'position'), name='batch_item_position'), models.UniqueConstraint(fields=('batch', 'image'), name='batch_item_once')],
             },
         ),
-        migrations.RunPython(batch_items_from_the_images_batch, migrations.RunPython.noop),
+        migrations.RunSQL(BATCH_ITEMS_FROM_THE_IMAGES_BATCH, migrations.RunSQL.noop),
     ]
