@@ -12,10 +12,12 @@ from projects.models import Project
 
 
 def with_image_totals(projects: QuerySet[Project]) -> QuerySet[Project]:
-    """`projects` annotated with `image_count` and `total_cost_usd` (the sum of image costs).
+    """`projects` annotated with `image_count` and `total_cost_usd` (the sum of image costs),
+    for one project or a list sorted by them (the admin's).
 
-    Correlated subqueries, not a join: a page of projects adds up only its own projects'
-    images (a join grouped every image of every project before the page was cut).
+    Correlated subqueries, not a join: a page adds up only its own projects' images (a join
+    grouped every image of every project before the page was cut). Each reads a project's
+    images once per total; a page that needs no sorting by them takes `attach_image_totals`.
     """
     images = GeneratedImage.objects.filter(project=OuterRef("pk")).order_by().values("project")
     return projects.annotate(
@@ -32,6 +34,22 @@ def with_image_totals(projects: QuerySet[Project]) -> QuerySet[Project]:
     )
 
 
+def attach_image_totals(projects: list[Project]) -> list[Project]:
+    """Set `image_count` and `total_cost_usd` on each of `projects` (a page, already cut),
+    adding up their images in one grouped query that reads each image once."""
+    totals = {
+        row["project_id"]: row
+        for row in GeneratedImage.objects.filter(project__in=projects)
+        .order_by()
+        .values("project_id")
+        .annotate(count=Count("pk"), cost=Sum("cost_usd"))
+    }
+    for project in projects:
+        row = totals.get(project.pk, {"count": 0, "cost": Decimal(0)})
+        project.image_count, project.total_cost_usd = row["count"], row["cost"]
+    return projects
+
+
 def project_list(*, user) -> QuerySet[Project]:
-    """The user's projects, newest first, annotated with `image_count` and `total_cost_usd`."""
+    """The user's projects, annotated with `image_count` and `total_cost_usd`."""
     return with_image_totals(Project.objects.filter(owner=user))

@@ -10,6 +10,7 @@ from config.ids import ID_PATTERN
 from config.openapi import error_responses
 from config.pagination import LinkHeaderCursorPagination
 from projects import selectors, services
+from projects.models import Project
 from projects.serializers import ProjectSerializer
 
 PROJECT_EXAMPLES = [
@@ -64,6 +65,13 @@ class ProjectViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         return selectors.project_list(user=self.request.user)
+
+    def list(self, request, *args, **kwargs) -> Response:
+        # The page first, then its projects' totals: each of their images is read once.
+        projects = Project.objects.filter(owner=request.user)
+        page = self.paginate_queryset(self.filter_queryset(projects))
+        selectors.attach_image_totals(page)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     def perform_create(self, serializer: ProjectSerializer) -> None:
         serializer.instance = services.project_create(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 import pytest
 
+from imagegen.tests.factories import GeneratedImageFactory
 from projects.models import Project
 from projects.tests.factories import ProjectFactory
 
@@ -79,3 +81,21 @@ def test_list_parameters_it_does_not_take_are_a_400(api, project, query):
 
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"
+
+
+def test_the_list_adds_up_each_projects_images_in_a_constant_number_of_queries(
+    api, user, django_assert_max_num_queries
+):
+    empty, busy = ProjectFactory(owner=user), ProjectFactory(owner=user)
+    for cost in ("0.035", "0.04"):
+        GeneratedImageFactory(project=busy, user=user, cost_usd=Decimal(cost))
+    GeneratedImageFactory(cost_usd=Decimal(5))  # another user's
+    for _ in range(20):
+        ProjectFactory(owner=user)
+
+    with django_assert_max_num_queries(4):
+        listed = api.get("/projects?limit=25").json()
+
+    totals = {project["id"]: (project["imageCount"], project["totalCostUsd"]) for project in listed}
+    assert totals[empty.id] == (0, 0)
+    assert totals[busy.id] == (2, pytest.approx(0.075))
