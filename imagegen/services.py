@@ -653,7 +653,7 @@ def _run(image: GeneratedImage) -> GeneratedImage:
         )
     except Exception:
         # The row did not commit (the database may be down): the object must not outlive it.
-        _delete_objects([stored_key], keep_referenced=False)
+        objects_delete(keys=[stored_key], keep_referenced=False)
         _release(
             image,
             error_code="record_failed",
@@ -671,7 +671,7 @@ def _run(image: GeneratedImage) -> GeneratedImage:
             status__in=(GeneratedImage.Status.PENDING, GeneratedImage.Status.RUNNING),
         ).exists()
         if not taken_over:
-            _delete_objects([stored_key])
+            objects_delete(keys=[stored_key])
         raise ImageSuperseded(
             "The image was deleted or restarted while it was being generated; "
             "nothing was kept. Send the request again if you still need it.",
@@ -854,16 +854,47 @@ def image_update(
     return list(sent)
 
 
+# Keys per deletion task: a project of thousands of images is several small messages.
+DELETE_KEYS_PER_TASK = 500
+
+
 def delete_objects_on_commit(keys: list[str]) -> None:
-    """Delete stored objects once the surrounding transaction commits (never before)."""
+    """Delete stored objects in the background once the surrounding transaction commits.
+
+    The request that deleted the rows does not wait for storage: an S3 that stops answering
+    held a project's DELETE for minutes, one read timeout per object. Without a broker the
+    deletions run in-process at commit, as every task does. A broker outage leaves the objects
+    to `imagegen_reconcile` (one warning), which finds objects no row refers to.
+    """
     keys = [key for key in keys if key]
     if keys:
-        transaction.on_commit(lambda: _delete_objects(keys))
+        transaction.on_commit(lambda: _queue_deletions(keys))
 
 
-def _delete_objects(keys: list[str], *, keep_referenced: bool = True) -> None:
-    # A key may have been generated anew for another row in the meantime (a PATCH can point an
-    # image at the key a later uuid generates into): keep what a row still refers to.
+def _queue_deletions(keys: list[str]) -> None:
+    from imagegen.tasks import delete_objects  # the task module calls into this one
+
+    for start in range(0, len(keys), DELETE_KEYS_PER_TASK):
+        try:
+            delete_objects.delay(keys[start : start + DELETE_KEYS_PER_TASK])
+        except Exception as exc:
+            logger.warning(
+                "delete_enqueue_failed left_to_reconcile=%d error=%s: %s",
+                len(keys) - start,
+                type(exc).__name__,
+                exc,
+                exc_info=not isinstance(exc, kombu.exceptions.OperationalError),
+            )
+            return
+
+
+def objects_delete(*, keys: list[str], keep_referenced: bool = True) -> None:
+    """Delete stored objects whose rows are gone; a failure is logged and left to reconcile.
+
+    A key may have been generated anew for another row in the meantime (a PATCH can point an
+    image at the key a later uuid generates into): what a row still refers to is kept, unless
+    `keep_referenced` is off (the caller's own row did not commit).
+    """
     kept = (
         set(GeneratedImage.objects.filter(s3_key__in=keys).values_list("s3_key", flat=True))
         if keep_referenced

@@ -43,6 +43,14 @@ def generate_image(self: Task, image_id: str) -> str:
     return image.status if image is not None else "skipped"
 
 
+@shared_task(name="imagegen.delete_objects", acks_late=True)
+def delete_objects(keys: list[str]) -> int:
+    """Delete the stored objects of deleted images (see `services.delete_objects_on_commit`);
+    returns how many keys it was given. A key that fails is logged and left to reconcile."""
+    services.objects_delete(keys=keys)
+    return len(keys)
+
+
 @shared_task(name="imagegen.sweep_stale")
 def sweep_stale() -> dict[str, int]:
     """The periodic sweep (Celery beat): see `services.images_sweep_stale`."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+import kombu.exceptions
 import pytest
 from botocore.config import Config
 from django.core.files.storage import default_storage
@@ -227,6 +228,39 @@ def test_object_that_cannot_be_deleted_is_logged_and_the_row_still_goes(
     assert response.status_code == 204
     assert not GeneratedImage.objects.exists()
     assert f"storage_delete_failed key={stored_image.s3_key}" in caplog.text
+
+
+def test_with_a_broker_the_objects_are_deleted_by_tasks_not_by_the_request(
+    api, project, s3_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(services, "DELETE_KEYS_PER_TASK", 2)
+    queued = []
+    monkeypatch.setattr("imagegen.tasks.delete_objects.delay", queued.append)
+    monkeypatch.setattr("storages.backends.s3.S3Storage.delete", pytest.fail)
+    images = GeneratedImageFactory.create_batch(3, project=project)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.delete(f"/projects/{project.id}")
+
+    assert response.status_code == 204
+    assert [len(chunk) for chunk in queued] == [2, 1]
+    assert {key for chunk in queued for key in chunk} == {image.s3_key for image in images}
+
+
+def test_a_broker_outage_leaves_the_objects_to_reconcile(
+    api, stored_image, s3_client, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    def refuse(keys):
+        raise kombu.exceptions.OperationalError("connection refused")
+
+    monkeypatch.setattr("imagegen.tasks.delete_objects.delay", refuse)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.delete(f"/image-gen/{stored_image.id}")
+
+    assert response.status_code == 204
+    assert stored_image.s3_key in bucket_keys(s3_client)
+    assert "delete_enqueue_failed left_to_reconcile=1" in caplog.text
 
 
 def test_deleting_an_image_keeps_an_object_another_row_refers_to(
