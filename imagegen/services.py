@@ -35,6 +35,7 @@ from imagegen.exceptions import (
     ImageNotGenerated,
     ImageSuperseded,
     InvalidStorageKey,
+    ProjectGone,
     ProvidersFailed,
     ProvidersTimedOut,
     StorageUnavailable,
@@ -52,6 +53,7 @@ from imagegen.providers.base import (
     ProviderTimeout,
 )
 from imagegen.providers.registry import get_providers
+from projects.models import Project
 
 logger = logging.getLogger(__name__)
 sleep = time.sleep  # module-level so tests can observe the waits without waiting
@@ -161,6 +163,8 @@ def image_claim(
     for _ in range(2):
         try:
             with transaction.atomic():
+                if not Project.objects.lock_for_images(project.pk):
+                    raise ProjectGone
                 existing = (
                     GeneratedImage.objects.select_for_update()
                     .filter(project=project, uuid=uuid)
@@ -1197,6 +1201,8 @@ def batch_create(*, user, project, items: Sequence[BatchItem]) -> BatchOutcome:
     message and `index` name it), and then nothing is recorded or queued.
     """
     with transaction.atomic():
+        if not Project.objects.lock_for_images(project.pk):
+            raise ProjectGone
         batch = ImageBatch.objects.create(user=user, project=project)
         created = _create_pending(user=user, project=project, items=items)
         outcomes = []

@@ -21,7 +21,13 @@ def project_rename(*, project: Project, name: str) -> Project:
 
 @transaction.atomic
 def project_delete(*, project: Project) -> None:
-    """Delete a project, its image rows, and (after commit) their stored objects."""
+    """Delete a project, its image rows, and (after commit) their stored objects.
+
+    The project's row is locked first: a generation or batch recording images for it
+    (`Project.objects.lock_for_images`) finishes before, and its images go too, or starts after, and
+    finds no project.
+    """
+    Project.objects.select_for_update().filter(pk=project.pk).exists()
     images = project.images.values_list("project_id", "uuid", "s3_key")
     delete_objects_on_commit(object_keys(images.iterator()))
     project.delete()

@@ -200,7 +200,7 @@ def test_the_largest_batch_fits_the_body_cap_however_its_json_is_escaped(api, pr
 
 def test_the_default_maximum_of_200_items_is_accepted(api, project, django_assert_num_queries):
     # New segments are inserted in one statement, not claimed one by one.
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(12):
         response = post_batch(api, project, storyboard(200))
 
     assert response.status_code == 202

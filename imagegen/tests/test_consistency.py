@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import socket
+import threading
 
 import kombu.exceptions
 import pytest
 from botocore.config import Config
 from django.core.files.storage import default_storage
-from django.db import DatabaseError
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from conftest import S3_BUCKET
 from imagegen import services
-from imagegen.exceptions import ImageSuperseded
+from imagegen.exceptions import ImageSuperseded, ProjectGone
 from imagegen.models import GeneratedImage
+from imagegen.testing import vendor_payloads
 from imagegen.tests.factories import GeneratedImageFactory
 from imagegen.tests.test_api import SEED_POST, post_image
+from projects.models import Project
 from projects.services import project_delete
 from projects.tests.factories import ProjectFactory
 
@@ -269,8 +272,10 @@ def test_deleting_an_image_keeps_an_object_another_row_refers_to(
     vendors.recraft()
     repointed = GeneratedImageFactory(project=project)
     shared_key = f"images/{project.id}/later-segment.jpg"
-    s3_client.put_object(Bucket=S3_BUCKET, Key=shared_key, Body=b"uploaded")
-    api.patch(f"/image-gen/{repointed.id}", {"s3_key": shared_key}, format="json")
+    uploaded = vendor_payloads.image_bytes("JPEG")
+    s3_client.put_object(Bucket=S3_BUCKET, Key=shared_key, Body=uploaded)
+    patched = api.patch(f"/image-gen/{repointed.id}", {"s3_key": shared_key}, format="json")
+    assert patched.status_code == 200, patched.json()
     assert post_image(api, project, uuid="later-segment").json()["s3_key"] == shared_key
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -290,6 +295,56 @@ def claim(project):
         art_style="documentary photograph",
         uuid="segment-late",
     ).image
+
+
+def test_a_project_deleted_before_the_claim_is_a_404_not_a_conflict(project):
+    stale = Project.objects.get(pk=project.pk)
+    project_delete(project=project)
+
+    with pytest.raises(ProjectGone):
+        claim(stale)
+    with pytest.raises(ProjectGone):
+        services.batch_create(
+            user=stale.owner,
+            project=stale,
+            items=[services.BatchItem(visual_prompt="A fox", art_style="ink", uuid="s-1")],
+        )
+
+    assert not GeneratedImage.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_project_deletion_waits_for_images_being_recorded_and_takes_them_too(project):
+    recorded, release = threading.Event(), threading.Event()
+    failures = []
+
+    def record_an_image() -> None:
+        try:
+            with transaction.atomic():
+                assert Project.objects.lock_for_images(project.pk)
+                GeneratedImageFactory(project=project, uuid="in-flight")
+                recorded.set()
+                release.wait(10)
+        except Exception as exc:  # noqa: BLE001  (reported below)
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    recorder = threading.Thread(target=record_an_image)
+    recorder.start()
+    assert recorded.wait(10)
+    deleter = threading.Thread(target=lambda: (project_delete(project=project), connection.close()))
+    deleter.start()
+    deleter.join(0.5)
+    waited = deleter.is_alive()
+    release.set()
+    recorder.join(10)
+    deleter.join(10)
+
+    assert waited, "the deletion must wait for the transaction recording an image"
+    assert failures == []
+    assert not Project.objects.filter(pk=project.pk).exists()
+    assert not GeneratedImage.objects.exists()
 
 
 def test_image_deleted_while_generating_does_not_come_back(project, vendors, s3_client):
