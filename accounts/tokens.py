@@ -1,4 +1,5 @@
-"""Refresh tokens that can be traded for a new pair once, even by requests racing each other.
+"""Bearer tokens: read with the scheme in any case, and refresh tokens that can be traded for a
+new pair once, even by requests racing each other.
 
 simplejwt checks the blacklist when it reads the token and blacklists it later with
 `get_or_create`: two requests carrying the same token could both pass the check, and the second
@@ -12,7 +13,9 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
@@ -41,3 +44,20 @@ class TokenRefreshOnceSerializer(TokenRefreshSerializer):
             raise AuthenticationFailed(
                 self.error_messages["no_active_account"], "no_active_account"
             ) from None
+
+
+class BearerAuthentication(JWTAuthentication):
+    """simplejwt's token check, with the scheme read in any case (`bearer`, `BEARER`): HTTP's
+    authentication schemes are case-insensitive (RFC 9110, section 11.1)."""
+
+    def get_raw_token(self, header: bytes) -> bytes | None:
+        scheme, _, rest = header.partition(b" ")
+        if scheme.lower() == b"bearer":
+            header = b"Bearer " + rest
+        return super().get_raw_token(header)
+
+
+class BearerAuthenticationScheme(SimpleJWTScheme):
+    """The schema's `jwtAuth` security scheme, as drf-spectacular states simplejwt's."""
+
+    target_class = BearerAuthentication

@@ -93,7 +93,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         body["message"] = validation_message(exc.detail)
         body["errors"] = exc.detail
     elif isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        body["message"] = f"Too many requests; retry in {int(exc.wait) + 1} s."
+        # DRF has rounded the wait up already, and sends it as Retry-After.
+        body["message"] = f"Too many requests; retry in {int(exc.wait)} s."
     elif isinstance(exc.detail, dict) and "detail" in exc.detail:
         body["message"] = _token_message(exc.detail)
     else:

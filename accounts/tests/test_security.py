@@ -130,6 +130,15 @@ def test_a_spent_refresh_token_is_refused_saying_so(user):
     assert (response.status_code, response.json()["message"]) == (401, "Token is blacklisted")
 
 
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+def test_the_bearer_scheme_is_read_in_any_case(user, scheme):
+    access = obtain_pair(user)["access"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"{scheme} {access}")
+
+    assert client.get("/projects").status_code == 200
+
+
 @pytest.mark.parametrize("scheme", ["Token", "JWT", "bearer-without-space"])
 def test_only_the_bearer_scheme_is_read(user, scheme):
     access = obtain_pair(user)["access"]
