@@ -13,7 +13,6 @@ from django.db.models import QuerySet
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.request import Request
-from rest_framework.settings import api_settings
 
 
 class ListQueryParameters(BaseFilterBackend):
@@ -26,7 +25,7 @@ class ListQueryParameters(BaseFilterBackend):
             return queryset
         takes = list(self._filters(view)) + self._paging(view)
         for name, values in request.query_params.lists():
-            if name not in takes and name != api_settings.URL_FORMAT_OVERRIDE:
+            if name not in takes:
                 listed = " and ".join([", ".join(takes[:-1]), takes[-1]] if takes[1:] else takes)
                 raise ValidationError(
                     {

@@ -3,16 +3,15 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView
 
-from config.views import SwaggerUIView
+from config.views import SchemaView, SwaggerUIView
 
 urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("projects.urls")),
     path("", include("imagegen.urls")),
     path("admin/", admin.site.urls),
-    re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^schema/?$", SchemaView.as_view(), name="schema"),
     re_path(r"^docs/?$", SwaggerUIView.as_view(url_name="schema"), name="docs"),
 ]
 

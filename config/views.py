@@ -1,5 +1,5 @@
 """Views outside the apps: error pages outside the API views (unknown URLs, crashes before a
-view) in the API's shape, and the Swagger UI page."""
+view) in the API's shape, the schema and the Swagger UI page."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import View
-from drf_spectacular.views import SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 
 def _error(message: str, code: str, status: int) -> JsonResponse:
@@ -48,7 +52,37 @@ def server_error(request: HttpRequest) -> JsonResponse:
     return _error("Internal error; it has been logged.", "internal", 500)
 
 
-class SwaggerUIView(SpectacularSwaggerView):
+class JsonErrorsMixin:
+    """Errors in the API's JSON shape, for views whose documents are not JSON (the schema's
+    YAML, the docs' HTML): a 405 or 406 came back as YAML or as an HTML page."""
+
+    def finalize_response(
+        self, request: Request, response: HttpResponse, *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        if isinstance(response, Response) and response.status_code >= 400:
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+class SchemaFormatNegotiation(DefaultContentNegotiation):
+    """`?format=json` or `?format=yaml` picks the schema's format. The API itself takes no
+    `format` parameter (URL_FORMAT_OVERRIDE is off): JSON is its only one."""
+
+    def select_renderer(
+        self, request: Request, renderers: list, format_suffix: str | None = None
+    ) -> tuple:
+        chosen = format_suffix or request.query_params.get("format")
+        return super().select_renderer(request, renderers, chosen)
+
+
+class SchemaView(JsonErrorsMixin, SpectacularAPIView):
+    """`/schema`: the OpenAPI document, YAML by default."""
+
+    content_negotiation_class = SchemaFormatNegotiation
+
+
+class SwaggerUIView(JsonErrorsMixin, SpectacularSwaggerView):
     """`/docs`. drf-spectacular picks the page's template in `get()` only, so DRF's `OPTIONS`
     answer had no template to render (a 500): answer it as plain Django does, with `Allow`."""
 

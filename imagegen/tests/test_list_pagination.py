@@ -169,7 +169,7 @@ def test_a_filter_sent_empty_is_a_400_not_every_image(api, project, name):
     )
 
 
-@pytest.mark.parametrize("name", ["projectid", "project_id", "ids", "page", ""])
+@pytest.mark.parametrize("name", ["projectid", "project_id", "ids", "page", "format", ""])
 def test_an_unknown_query_parameter_is_a_400_not_every_image(api, project, name):
     make_images(project, 2)
 

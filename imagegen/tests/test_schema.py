@@ -108,6 +108,24 @@ def test_schema_is_served_as_json_too(client):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status"),
+    [
+        ("post", "/schema", {}, 405),
+        ("get", "/schema", {"HTTP_ACCEPT": "application/xml"}, 406),
+        ("get", "/schema?format=foo", {}, 404),
+        ("delete", "/docs", {}, 405),
+        ("put", "/docs", {}, 405),
+    ],
+)
+def test_schema_and_docs_errors_are_in_the_error_shape(client, method, path, headers, status):
+    response = getattr(client, method)(path, **headers)
+
+    assert (response.status_code, response["Content-Type"]) == (status, "application/json")
+    assert response.json()["success"] is False
+
+
+@pytest.mark.django_db
 def test_docs_are_public_and_load_swagger_ui_from_our_own_static_files(client):
     response = client.get("/docs", HTTP_AUTHORIZATION="Bearer expired.or.junk")
 

@@ -99,3 +99,9 @@ def test_the_list_adds_up_each_projects_images_in_a_constant_number_of_queries(
     totals = {project["id"]: (project["imageCount"], project["totalCostUsd"]) for project in listed}
     assert totals[empty.id] == (0, 0)
     assert totals[busy.id] == (2, pytest.approx(0.075))
+
+
+def test_a_format_parameter_is_no_404_on_one_project(api, project):
+    response = api.get(f"/projects/{project.id}?format=xml")
+
+    assert (response.status_code, response["Content-Type"]) == (200, "application/json")
