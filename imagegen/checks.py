@@ -69,3 +69,21 @@ def check_providers(app_configs: Any = None, **kwargs: Any) -> list:
             )
         )
     return messages
+
+
+@register(deploy=True)
+def check_images_are_served(app_configs: Any = None, **kwargs: Any) -> list:
+    """`imagegen.W002` (`check --deploy`): images on the file system with DEBUG off, where
+    `imageUrl` points at MEDIA_URL, which this app serves only in a debug run."""
+    if settings.DEBUG or settings.AWS_STORAGE_BUCKET_NAME:
+        return []
+    return [
+        Warning(
+            "Images are stored on the file system (no AWS_STORAGE_BUCKET_NAME) with DEBUG off: "
+            f"their imageUrl links ({settings.MEDIA_URL}...) are served by this app only in a "
+            "debug run.",
+            hint="Set AWS_STORAGE_BUCKET_NAME, or have the web server in front serve MEDIA_ROOT "
+            "at MEDIA_URL.",
+            id="imagegen.W002",
+        )
+    ]

@@ -299,6 +299,7 @@ def run_in_production(*args: str, **environment: str) -> subprocess.CompletedPro
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "DJANGO_SECRET_KEY": "production-secret-" + "k7Q2x9Lm" * 6,
         "RECRAFT_API_KEY": "rk-production",
+        "AWS_STORAGE_BUCKET_NAME": "production-images",
         **environment,
     }
     return subprocess.run(  # noqa: S603  (our own interpreter and manage.py)
@@ -330,6 +331,12 @@ def test_deploy_check_passes_with_production_settings(environment):
     if "GEMINI_API_KEY" in environment:
         assert result.returncode == 0, output
         assert "no issues" in output
+
+
+def test_deploy_check_warns_of_images_on_the_file_system():
+    result = run_in_production("check", "--deploy", AWS_STORAGE_BUCKET_NAME="")
+
+    assert "imagegen.W002" in check_ids(result.stdout + result.stderr)
 
 
 @pytest.mark.parametrize("secret", ["", "short-secret"])

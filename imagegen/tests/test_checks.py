@@ -197,3 +197,15 @@ def test_production_settings_accept_vendor_providers(monkeypatch, settings, prod
 
     assert production["DEBUG"] is False
     assert list(production["IMAGEGEN_PROVIDERS"]) == ["recraft-ai", "google-imagen"]
+
+
+@pytest.mark.parametrize(
+    ("debug", "bucket", "warned"),
+    [(False, "", True), (True, "", False), (False, "a-bucket", False)],
+)
+def test_deploy_check_warns_when_image_links_lead_nowhere(settings, debug, bucket, warned):
+    settings.DEBUG, settings.AWS_STORAGE_BUCKET_NAME = debug, bucket
+
+    messages = run_checks(include_deployment_checks=True)
+
+    assert ("imagegen.W002" in ids(messages)) is warned
