@@ -9,15 +9,17 @@ blacklist's unique token column decides instead: only the request that creates t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
+from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -30,7 +32,29 @@ class SingleUseRefreshToken(RefreshToken):
         return blacklisted, created
 
 
-class TokenRefreshOnceSerializer(TokenRefreshSerializer):
+class StringsOnly:
+    """A serializer whose writable fields take only JSON strings: DRF's CharField reads 123
+    as "123", so `{"username": 123}` was a failed login (401), not bad input (400)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            errors = {
+                name: ["Must be a string."]
+                for name, field in self.fields.items()
+                if not field.read_only
+                and data.get(name) is not None
+                and not isinstance(data[name], str)
+            }
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class TokenObtainStrictSerializer(StringsOnly, TokenObtainPairSerializer):
+    """A username and its password, both JSON strings."""
+
+
+class TokenRefreshOnceSerializer(StringsOnly, TokenRefreshSerializer):
     """`POST /auth/token/refresh` (SIMPLE_JWT's TOKEN_REFRESH_SERIALIZER)."""
 
     token_class = SingleUseRefreshToken

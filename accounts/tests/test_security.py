@@ -130,6 +130,21 @@ def test_a_spent_refresh_token_is_refused_saying_so(user):
     assert (response.status_code, response.json()["message"]) == (401, "Token is blacklisted")
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/auth/token", {"username": 123, "password": "x"}, "username"),
+        ("/auth/token", {"username": "u", "password": ["x"]}, "password"),
+        ("/auth/token/refresh", {"refresh": 123}, "refresh"),
+    ],
+)
+def test_credentials_that_are_not_strings_are_bad_input(path, body, field):
+    response = APIClient().post(path, body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["message"] == f"Invalid input: {field}: Must be a string."
+
+
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
 def test_the_bearer_scheme_is_read_in_any_case(user, scheme):
     access = obtain_pair(user)["access"]

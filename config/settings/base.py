@@ -320,6 +320,8 @@ SIMPLE_JWT = {
     "BLACKLIST_AFTER_ROTATION": True,
     # A refresh token trades for one new pair, also when requests carrying it race.
     "TOKEN_REFRESH_SERIALIZER": "accounts.tokens.TokenRefreshOnceSerializer",
+    # Credentials must be JSON strings: a number is bad input (400), not a failed login.
+    "TOKEN_OBTAIN_SERIALIZER": "accounts.tokens.TokenObtainStrictSerializer",
     "UPDATE_LAST_LOGIN": False,
     # Pinned: tokens signed with any other algorithm (or "none") are refused.
     "ALGORITHM": "HS256",

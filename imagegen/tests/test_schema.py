@@ -17,9 +17,8 @@ from openapi_schema_validator import (
     oas30_format_checker,
 )
 from rest_framework import serializers
-from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
 
-from accounts.tokens import TokenRefreshOnceSerializer
+from accounts.tokens import TokenObtainStrictSerializer, TokenRefreshOnceSerializer
 from imagegen import openapi
 from imagegen.serializers import (
     BatchItemSerializer,
@@ -437,8 +436,8 @@ TEXT_SAMPLES = [
         ),
         ("PatchedImagePatchRequest", "s3_key", ImagePatchSerializer().fields["s3_key"]),
         ("ProjectRequest", "name", ProjectSerializer().fields["name"]),
-        ("TokenObtainPairRequest", "username", TokenObtainPairSerializer().fields["username"]),
-        ("TokenObtainPairRequest", "password", TokenObtainPairSerializer().fields["password"]),
+        ("TokenObtainStrictRequest", "username", TokenObtainStrictSerializer().fields["username"]),
+        ("TokenObtainStrictRequest", "password", TokenObtainStrictSerializer().fields["password"]),
         ("TokenRefreshRequest", "refresh", TokenRefreshOnceSerializer().fields["refresh"]),
     ],
 )
