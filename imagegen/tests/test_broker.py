@@ -168,3 +168,29 @@ def test_a_duplicate_delivery_on_a_real_worker_generates_once(
 
     assert body["counts"]["succeeded"] == 1
     assert fake_vendors.calls("recraft") == 1
+
+
+def test_a_real_worker_deletes_a_deleted_projects_objects(
+    api, project, worker, publish_to_broker, fake_vendors
+):
+    accepted = api.post(
+        "/image-gen/batch",
+        {
+            "projectId": project.id,
+            "items": [
+                {"visual_prompt": f"A red door, take {n}", "art_style": "", "uuid": f"door-{n}"}
+                for n in range(3)
+            ],
+        },
+        format="json",
+    )
+    keys = [item["s3Key"] for item in wait_for_done(api, accepted.json()["batchId"], 30)["items"]]
+    assert all(default_storage.exists(key) for key in keys)
+
+    response = api.delete(f"/projects/{project.id}")
+
+    assert response.status_code == 204
+    deadline = time.monotonic() + 15
+    while any(default_storage.exists(key) for key in keys) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(default_storage.exists(key) for key in keys)
