@@ -657,7 +657,7 @@ def _run(image: GeneratedImage) -> GeneratedImage:
         )
     except Exception:
         # The row did not commit (the database may be down): the object must not outlive it.
-        objects_delete(keys=[stored_key], keep_referenced=False)
+        _delete_keys([stored_key], keep_referenced=False)
         _release(
             image,
             error_code="record_failed",
@@ -675,7 +675,7 @@ def _run(image: GeneratedImage) -> GeneratedImage:
             status__in=(GeneratedImage.Status.PENDING, GeneratedImage.Status.RUNNING),
         ).exists()
         if not taken_over:
-            objects_delete(keys=[stored_key])
+            _delete_keys([stored_key])
         raise ImageSuperseded(
             "The image was deleted or restarted while it was being generated; "
             "nothing was kept. Send the request again if you still need it.",
@@ -892,13 +892,35 @@ def _queue_deletions(keys: list[str]) -> None:
             return
 
 
-def objects_delete(*, keys: list[str], keep_referenced: bool = True) -> None:
-    """Delete stored objects whose rows are gone; a failure is logged and left to reconcile.
+def objects_delete(*, keys: list[str]) -> None:
+    """Delete the stored objects of deleted images, later, from a task; a failure is logged and
+    left to reconcile.
 
-    A key may have been generated anew for another row in the meantime (a PATCH can point an
-    image at the key a later uuid generates into): what a row still refers to is kept, unless
-    `keep_referenced` is off (the caller's own row did not commit).
+    By then a key may hold a new object: the same uuid generated again (its row refers to the
+    key only once the generation is recorded, after the object is written), or a PATCH
+    pointing another image at it. A key that a row refers to, or that is the generation key
+    of a uuid a row holds again, is kept.
     """
+    kept = set(GeneratedImage.objects.filter(s3_key__in=keys).values_list("s3_key", flat=True))
+    generation_keys = {}
+    for key in keys:
+        project_id, _, name = key.removeprefix(f"{IMAGES_PREFIX}/").partition("/")
+        if name.endswith(".jpg") and "/" not in name:
+            generation_keys[key] = (project_id, name.removesuffix(".jpg"))
+    if generation_keys:
+        held = Q()
+        for project_id, uuid in generation_keys.values():
+            held |= Q(project_id=project_id, uuid=uuid)
+        again = set(GeneratedImage.objects.filter(held).values_list("project_id", "uuid"))
+        kept |= {key for key, owner in generation_keys.items() if owner in again}
+    _delete_keys([key for key in keys if key not in kept], keep_referenced=False)
+
+
+def _delete_keys(keys: list[str], *, keep_referenced: bool = True) -> None:
+    """Delete `keys` from storage now, except those a row refers to, unless `keep_referenced`
+    is off (the caller's own row did not commit, or the caller checked already). A key may
+    have been generated anew for another row meanwhile: a PATCH can point an image at the key
+    a later uuid generates into. A failure is logged and left to `imagegen_reconcile`."""
     kept = (
         set(GeneratedImage.objects.filter(s3_key__in=keys).values_list("s3_key", flat=True))
         if keep_referenced

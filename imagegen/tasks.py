@@ -45,8 +45,8 @@ def generate_image(self: Task, image_id: str) -> str:
 
 @shared_task(name="imagegen.delete_objects", acks_late=True)
 def delete_objects(keys: list[str]) -> int:
-    """Delete the stored objects of deleted images (see `services.delete_objects_on_commit`);
-    returns how many keys it was given. A key that fails is logged and left to reconcile."""
+    """Delete the stored objects of deleted images (see `services.objects_delete`); returns
+    how many keys it was given."""
     services.objects_delete(keys=keys)
     return len(keys)
 

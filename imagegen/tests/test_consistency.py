@@ -13,7 +13,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from conftest import S3_BUCKET
-from imagegen import services
+from imagegen import services, tasks
 from imagegen.exceptions import ImageSuperseded, ProjectGone
 from imagegen.models import GeneratedImage
 from imagegen.testing import vendor_payloads
@@ -248,6 +248,35 @@ def test_with_a_broker_the_objects_are_deleted_by_tasks_not_by_the_request(
     assert response.status_code == 204
     assert [len(chunk) for chunk in queued] == [2, 1]
     assert {key for chunk in queued for key in chunk} == {image.s3_key for image in images}
+
+
+def test_a_late_deletion_keeps_the_object_of_the_same_uuid_generated_again(
+    api, project, vendors, s3_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    vendors.recraft()
+    vendors.recraft()
+    first = post_image(api, project).json()
+    queued = []
+    monkeypatch.setattr("imagegen.tasks.delete_objects.delay", queued.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        api.delete(f"/image-gen/{first['id']}")
+    stored = []
+
+    def run_the_deletion_once_stored(storage, name, content, *args, **kwargs):
+        stored.append(original_save(storage, name, content, *args, **kwargs))
+        # The queued task runs now: after the new object is written, before its row says so.
+        for keys in queued:
+            tasks.delete_objects(keys)
+        return stored[-1]
+
+    original_save = type(default_storage._wrapped).save
+    monkeypatch.setattr(type(default_storage._wrapped), "save", run_the_deletion_once_stored)
+
+    again = post_image(api, project)
+
+    assert again.status_code == 201, again.json()
+    assert again.json()["s3_key"] == first["s3_key"]
+    assert first["s3_key"] in bucket_keys(s3_client)
 
 
 def test_a_broker_outage_leaves_the_objects_to_reconcile(
