@@ -19,6 +19,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.tests.factories import UserFactory
 from config.cache import CacheOutage
+from imagegen.breaker import CircuitBreaker
 from imagegen.testing import vendor_payloads
 from imagegen.testing.fake_vendors import FakeVendorServer
 from projects.tests.factories import ProjectFactory
@@ -123,6 +124,7 @@ def _clear_cache() -> None:
     # Circuit breakers and throttles live in the cache; each test starts closed and unthrottled,
     # with the cache believed up.
     CacheOutage.clear()
+    CircuitBreaker.forget_unrecorded_successes()
     cache.clear()
 
 

@@ -9,6 +9,10 @@ from django.core.cache import cache
 
 from config.cache import without_cache
 
+# Providers whose latest success this process could not record in the cache (set operations
+# are atomic under the GIL).
+_unrecorded_successes: set[str] = set()
+
 
 class CircuitBreaker:
     """Closed until `threshold` consecutive failures; open for `cooldown` seconds; then one trial.
@@ -45,6 +49,7 @@ class CircuitBreaker:
     @without_cache(fallback=True)
     def allow(self) -> bool:
         """Whether a call may go to the provider now. Half-open lets exactly one caller through."""
+        self._record_unrecorded_success()
         state = self.state()
         if state == "closed":
             return True
@@ -54,15 +59,35 @@ class CircuitBreaker:
         slot_seconds = max(self.cooldown, settings.IMAGEGEN_PROVIDER_TIMEOUT + 5)
         return cache.add(self._trial_key, 1, timeout=slot_seconds)
 
-    @without_cache(fallback=None)
     def record_success(self) -> None:
+        """Close the breaker. While the cache cannot be reached, the success is kept in this
+        process and recorded before its next decision: a trial that went well would otherwise
+        keep its slot, and the provider stay skipped, until the slot ran out (a minute)."""
+        if self._close():
+            _unrecorded_successes.discard(self.name)
+        else:
+            _unrecorded_successes.add(self.name)
+
+    @without_cache(fallback=False)
+    def _close(self) -> bool:
         cache.delete_many(
             [self._failures_key, self._open_until_key, self._trial_key, self._reason_key]
         )
+        return True
+
+    @staticmethod
+    def forget_unrecorded_successes() -> None:
+        """Drop the successes this process still has to record (for a fresh start in tests)."""
+        _unrecorded_successes.clear()
+
+    def _record_unrecorded_success(self) -> None:
+        if self.name in _unrecorded_successes and self._close():
+            _unrecorded_successes.discard(self.name)
 
     @without_cache(fallback=None)
     def record_failure(self, reason: str = "") -> None:
         """Count a failure; `reason` (what the vendor did) is kept to say why calls are skipped."""
+        self._record_unrecorded_success()
         cache.set(self._reason_key, reason[:200], timeout=None)
         if self.state() == "half-open":
             self._open()

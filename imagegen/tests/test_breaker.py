@@ -10,7 +10,9 @@ import time
 
 import pytest
 from django.core.cache import cache
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from config.cache import CacheOutage
 from imagegen.breaker import CircuitBreaker
 from imagegen.testing import vendor_payloads
 from imagegen.tests.test_pipeline_faults import outcomes, post
@@ -142,6 +144,38 @@ def test_a_successful_trial_closes_the_breaker(shared_cache, clock):
     assert breaker.state() == "closed"
     assert [breaker.allow() for _ in range(3)] == [True, True, True]
     fail(breaker, THRESHOLD - 1)
+    assert breaker.state() == "closed"
+
+
+class CacheThatDropsDeletes:
+    """The cache, but deleting keys fails with a dropped connection while `down`."""
+
+    def __init__(self, real) -> None:
+        self.real, self.down = real, True
+
+    def delete_many(self, keys):
+        if self.down:
+            raise RedisConnectionError("Connection reset by peer")
+        return self.real.delete_many(keys)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_a_trials_success_the_cache_missed_is_recorded_before_the_next_decision(
+    shared_cache, clock, monkeypatch
+):
+    breaker = CircuitBreaker("recraft-ai")
+    fail(breaker, THRESHOLD)
+    clock.advance(COOLDOWN)
+    assert breaker.allow()
+    flaky = CacheThatDropsDeletes(cache)
+    monkeypatch.setattr("imagegen.breaker.cache", flaky)
+    breaker.record_success()
+    flaky.down = False
+    CacheOutage.clear()  # the outage's quiet window is over
+
+    assert [CircuitBreaker("recraft-ai").allow() for _ in range(3)] == [True, True, True]
     assert breaker.state() == "closed"
 
 
