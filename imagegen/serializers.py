@@ -48,7 +48,11 @@ def project_id_field() -> StrictCharField:
 
 
 class ModelChoiceField(StrictCharField):
-    """`auto` or the name of a configured provider route."""
+    """`auto` or the name of a configured provider route, exactly: the schema's enum admits no
+    spaces around it, as `uuid` and `aspect_ratio` do not."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(trim_whitespace=False, **kwargs)
 
     def to_internal_value(self, data: Any) -> str:
         value = super().to_internal_value(data)

@@ -237,6 +237,8 @@ BAD_INPUTS = [
     ({"uuid": "u" * 101}, "uuid"),
     ({"uuid": 7}, "uuid"),
     ({"model": "dall-e"}, "model"),
+    ({"model": "auto "}, "model"),
+    ({"model": "\trecraft-ai\n"}, "model"),
     ({"aspect_ratio": "7:5"}, "aspect_ratio"),
     ({"projectId": 12}, "projectId"),
 ]
