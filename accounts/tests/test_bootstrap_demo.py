@@ -35,6 +35,22 @@ def test_it_makes_a_demo_account_and_resets_only_its_password_on_a_second_run():
     assert Project.objects.filter(owner=user).count() == 1
 
 
+def test_a_second_project_of_the_demo_name_is_no_obstacle():
+    first = bootstrap()
+    user = User.objects.get(username="demo")
+    Project.objects.create(owner=user, name="Demo video project")  # the demo user made another
+
+    again = bootstrap()
+
+    user.refresh_from_db()
+    assert user.check_password(password_in(again))
+    assert project_id_in(again) == project_id_in(first)
+
+
+def project_id_in(output: str) -> str:
+    return next(line.split()[-1] for line in output.splitlines() if "project id:" in line)
+
+
 @pytest.mark.parametrize("staff", [False, True])
 def test_it_does_not_take_over_an_existing_account(staff):
     user = UserFactory(username="root", is_staff=staff, is_superuser=staff)

@@ -6,6 +6,7 @@ import secrets
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
+from django.db import transaction
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
@@ -41,9 +42,13 @@ class Command(OperatorCommand):
                 "resets only its own demo accounts. Choose another --username."
             )
         password = secrets.token_urlsafe(12)
-        user.set_password(password)
-        user.save()
-        project, _ = Project.objects.get_or_create(owner=user, name=DEMO_PROJECT)
+        with transaction.atomic():  # a new password only together with the project
+            user.set_password(password)
+            user.save()
+            # Names are not unique: the demo user may have made another of that name.
+            project = Project.objects.filter(owner=user, name=DEMO_PROJECT).order_by(
+                "created_at"
+            ).first() or Project.objects.create(owner=user, name=DEMO_PROJECT)
         access = RefreshToken.for_user(user).access_token
         self.stdout.write(self.style.SUCCESS("Demo account ready"))
         self.stdout.write(f"  username:   {username}\n  password:   {password}")
