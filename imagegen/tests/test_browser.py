@@ -94,16 +94,22 @@ class Page:
 
     def log_in(self, username: str) -> None:
         """Submit the login form and wait for the answer page: the login page itself also has
-        a #site-name, so waiting for that alone can race the POST."""
-        from selenium.webdriver.support import expected_conditions
+        a #site-name, so waiting for that alone can race the POST. The old page is marked and
+        the wait is for a loaded page without the mark (Chrome may answer a question about the
+        old page's elements mid-navigation with an "inspector error", not a stale element)."""
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
 
         self.open(reverse("admin:login"))
         self.find("#id_username").send_keys(username)
         self.find("#id_password").send_keys(PASSWORD)
-        submit = self.find("input[type=submit]")
-        submit.click()
-        WebDriverWait(self.driver, 10).until(expected_conditions.staleness_of(submit))
+        self.driver.execute_script("window.loginFormPage = true;")
+        self.find("input[type=submit]").click()
+        WebDriverWait(self.driver, 10, ignored_exceptions=(WebDriverException,)).until(
+            lambda driver: driver.execute_script(
+                "return !window.loginFormPage && document.readyState === 'complete';"
+            )
+        )
 
     def image_loaded(self, selector: str, *, timeout: float = 10) -> bool:
         """Whether the browser fetched and decoded the image (not just rendered an <img>) within
