@@ -131,6 +131,15 @@ def image_key(*, project_id: str, uuid: str) -> str:
     return f"{project_namespace(project_id)}{uuid}.jpg"
 
 
+def image_key_owner(key: str) -> tuple[str, str] | None:
+    """The (project id, uuid) whose `image_key` is `key`, or None for any other key."""
+    project_id, _, name = key.removeprefix(f"{IMAGES_PREFIX}/").partition("/")
+    uuid = name.removesuffix(".jpg")
+    if key == image_key(project_id=project_id, uuid=uuid) and uuid and "/" not in uuid:
+        return project_id, uuid
+    return None
+
+
 # ---------------------------------------------------------------------------------------------
 # Claiming: the database decides who generates, so it holds across processes and machines.
 # ---------------------------------------------------------------------------------------------
@@ -875,6 +884,23 @@ def delete_objects_on_commit(keys: list[str]) -> None:
         transaction.on_commit(lambda: _queue_deletions(keys))
 
 
+def _publish_failed(
+    exc: Exception, event: str, left: Sequence[str], *, left_as: str = "left_pending"
+) -> None:
+    """Log a task that could not be queued, once, with what is left unqueued. kombu reports a
+    broker that refuses or stops answering as OperationalError; anything else is a fault of
+    ours and keeps its traceback."""
+    logger.warning(
+        "%s %s=%d error=%s: %s",
+        event,
+        left_as,
+        len(left),
+        type(exc).__name__,
+        exc,
+        exc_info=not isinstance(exc, kombu.exceptions.OperationalError),
+    )
+
+
 def _queue_deletions(keys: list[str]) -> None:
     from imagegen.tasks import delete_objects  # the task module calls into this one
 
@@ -882,13 +908,7 @@ def _queue_deletions(keys: list[str]) -> None:
         try:
             delete_objects.delay(keys[start : start + DELETE_KEYS_PER_TASK])
         except Exception as exc:
-            logger.warning(
-                "delete_enqueue_failed left_to_reconcile=%d error=%s: %s",
-                len(keys) - start,
-                type(exc).__name__,
-                exc,
-                exc_info=not isinstance(exc, kombu.exceptions.OperationalError),
-            )
+            _publish_failed(exc, "delete_enqueue_failed", keys[start:], left_as="left_to_reconcile")
             return
 
 
@@ -902,11 +922,7 @@ def objects_delete(*, keys: list[str]) -> None:
     of a uuid a row holds again, is kept.
     """
     kept = set(GeneratedImage.objects.filter(s3_key__in=keys).values_list("s3_key", flat=True))
-    generation_keys = {}
-    for key in keys:
-        project_id, _, name = key.removeprefix(f"{IMAGES_PREFIX}/").partition("/")
-        if name.endswith(".jpg") and "/" not in name:
-            generation_keys[key] = (project_id, name.removesuffix(".jpg"))
+    generation_keys = {key: owner for key in keys if (owner := image_key_owner(key))}
     if generation_keys:
         held = Q()
         for project_id, uuid in generation_keys.values():
@@ -1138,16 +1154,7 @@ def images_enqueue(*, image_ids: Sequence[str]) -> None:
             try:
                 generate_image.delay(image_id)
             except Exception as exc:
-                # kombu reports a broker that refuses or stops answering as OperationalError;
-                # anything else is a fault of ours and keeps its traceback.
-                logger.warning(
-                    "enqueue_failed queued=%d left_pending=%d error=%s: %s",
-                    queued,
-                    len(image_ids) - queued,
-                    type(exc).__name__,
-                    exc,
-                    exc_info=not isinstance(exc, kombu.exceptions.OperationalError),
-                )
+                _publish_failed(exc, f"enqueue_failed queued={queued}", image_ids[queued:])
                 return
 
     if image_ids:
