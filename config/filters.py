@@ -26,14 +26,8 @@ class ListQueryParameters(BaseFilterBackend):
         takes = list(self._filters(view)) + self._paging(view)
         for name, values in request.query_params.lists():
             if name not in takes:
-                listed = " and ".join([", ".join(takes[:-1]), takes[-1]] if takes[1:] else takes)
-                raise ValidationError(
-                    {
-                        name or "(no name)": [
-                            f"Unknown query parameter; this list takes {listed or 'none'}."
-                        ]
-                    }
-                )
+                message = f"Unknown query parameter; this list takes {_spoken(takes)}."
+                raise ValidationError({name or "(no name)": [message]})
             if len(values) > 1:
                 raise ValidationError({name: [f"Given {len(values)} times; give it once."]})
         return queryset
@@ -46,5 +40,12 @@ class ListQueryParameters(BaseFilterBackend):
     @staticmethod
     def _paging(view: Any) -> list[str]:
         paginator = getattr(view, "paginator", None)
-        names = ("page_size_query_param", "cursor_query_param", "page_query_param")
+        names = ("page_size_query_param", "cursor_query_param")
         return [getattr(paginator, name) for name in names if getattr(paginator, name, None)]
+
+
+def _spoken(names: list[str]) -> str:
+    """ "a, b and c"; "none" for no names."""
+    if len(names) < 2:
+        return names[0] if names else "none"
+    return f"{', '.join(names[:-1])} and {names[-1]}"
