@@ -20,7 +20,7 @@ class ErrorSerializer(serializers.Serializer):
     message = serializers.CharField(help_text="What went wrong and what to do about it.")
     code = serializers.CharField(
         help_text="A stable code: invalid, not_authenticated, not_found, uuid_conflict, "
-        "in_progress, content_blocked, providers_failed, providers_timed_out, "
+        "in_progress, content_blocked, no_image, providers_failed, providers_timed_out, "
         "storage_unavailable, throttled, too_many_in_flight, ..."
     )
     errors = serializers.DictField(
@@ -38,7 +38,8 @@ ERROR_MEANINGS = {
     411: "The body was sent chunked: send it with a `Content-Length` header.",
     413: "The body is over `API_MAX_BODY_BYTES` (4 MiB by default).",
     415: "The body is not JSON.",
-    422: "The vendors' safety filters refused the content (`content_blocked`); rephrase it.",
+    422: "The vendors' safety filters refused the content (`content_blocked`), or every vendor "
+    "answered the prompt without an image (`no_image`); rephrase it.",
     429: "Too many requests, or too many generations running (`Retry-After` says when to retry).",
     502: "Every provider failed (`providers_failed`); the failure is recorded, nothing stored.",
     503: "The image could not be stored (`storage_unavailable`); retry.",

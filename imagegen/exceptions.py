@@ -42,6 +42,13 @@ class ContentRefused(ServiceError):
     code = "content_blocked"
 
 
+class NoImageDrawn(ServiceError):
+    """Every provider answered this prompt without an image, for no policy reason."""
+
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    code = "no_image"
+
+
 class ProvidersFailed(ServiceError):
     status_code = status.HTTP_502_BAD_GATEWAY
     code = "providers_failed"

@@ -35,6 +35,7 @@ from imagegen.exceptions import (
     ImageNotGenerated,
     ImageSuperseded,
     InvalidStorageKey,
+    NoImageDrawn,
     ProjectGone,
     ProvidersFailed,
     ProvidersTimedOut,
@@ -50,6 +51,7 @@ from imagegen.providers.base import (
     ImageProvider,
     ProviderBadOutput,
     ProviderError,
+    ProviderNoImage,
     ProviderTimeout,
 )
 from imagegen.providers.registry import get_providers
@@ -415,7 +417,7 @@ def _try_provider(
                 breaker.record_failure(exc.message)
             else:
                 breaker.record_success()  # it answered (a block, a 400): the vendor is up
-            if not exc.retryable:
+            if not exc.retryable or attempt + 1 == exc.max_attempts:
                 return None
             if attempt + 1 < settings.IMAGEGEN_PROVIDER_ATTEMPTS:
                 sleep(backoff_delay(attempt, exc.retry_after))
@@ -497,6 +499,17 @@ def _failure_for(exhausted: ProvidersExhausted):
             "",
         )
     summary = _error_summary(exhausted.errors)
+    if all(isinstance(exc, ProviderNoImage) for _, exc in exhausted.errors):
+        # Every provider was asked (none skipped) and none drew anything: the prompt is the
+        # cause, so the task does not retry it either.
+        return (
+            NoImageDrawn(
+                f"No provider drew an image for this prompt ({summary}). Describe the picture "
+                "more concretely and try again."
+            ),
+            "no_image",
+            "",
+        )
     called = [exc for _, exc in exhausted.errors if not isinstance(exc, CircuitOpen)]
     if called and all(isinstance(exc, ProviderTimeout) for exc in called):
         return (
@@ -591,8 +604,9 @@ def _record_failure(
 def image_run(image: GeneratedImage) -> GeneratedImage:
     """Generate, store and record a claimed image; return it succeeded.
 
-    Raises `ContentRefused` (422), `ProvidersFailed` (502), `ProvidersTimedOut` (504) or
-    `StorageUnavailable` (503) after recording the failure on the row; nothing is stored then.
+    Raises `ContentRefused` or `NoImageDrawn` (422), `ProvidersFailed` (502), `ProvidersTimedOut`
+    (504) or `StorageUnavailable` (503) after recording the failure on the row; nothing is
+    stored then.
     Any other exception (a bug, the database) is re-raised after the row is marked failed, so
     a retry is not refused as "in progress" for a whole lease.
     """

@@ -84,6 +84,9 @@ class ProviderError(Exception):
 
     outcome: ClassVar[str] = "unavailable"
     retryable: ClassVar[bool] = False
+    # Calls to one provider for one image after which this error is not retried (None: the
+    # IMAGEGEN_PROVIDER_ATTEMPTS setting alone decides).
+    max_attempts: ClassVar[int | None] = None
     counts_against_breaker: ClassVar[bool] = True
 
     def __init__(
@@ -133,9 +136,16 @@ class ProviderBadOutput(ProviderUnavailable):
 
 
 class ProviderNoImage(ProviderUnavailable):
-    """The model answered without an image for no stated policy reason (Google NO_IMAGE)."""
+    """The model answered without an image for no stated policy reason (Google NO_IMAGE, or
+    text only for a vague prompt): worth one retry, no more.
+
+    It describes the prompt, not the vendor's health: one user's prompts must not open the
+    circuit that every user's requests go through.
+    """
 
     outcome = "no_image"
+    max_attempts = 2
+    counts_against_breaker = False
 
 
 class ProviderMisconfigured(ProviderError):

@@ -259,6 +259,19 @@ def test_refused_content_is_not_retried(pending, vendors, no_sleep, settings):
     assert vendors.calls("gemini") == 1
 
 
+def test_a_prompt_no_provider_draws_is_not_retried(pending, vendors, no_sleep, settings):
+    settings.IMAGEGEN_PROVIDERS = {"google-imagen": settings.IMAGEGEN_PROVIDERS["google-imagen"]}
+    settings.IMAGEGEN_TASK_RETRIES = 2
+    for _ in range(6):
+        vendors.gemini(body=vendor_payloads.gemini_finished_without_image("NO_IMAGE"))
+
+    assert tasks.generate_image.delay(pending.id).get() == "failed"
+
+    pending.refresh_from_db()
+    assert (pending.status, pending.error_code) == ("failed", "no_image")
+    assert vendors.calls("gemini") == 2
+
+
 def test_a_broker_outage_does_not_fail_the_request(
     api, project, monkeypatch, django_capture_on_commit_callbacks
 ):

@@ -123,6 +123,90 @@ def test_google_answer_without_an_image_is_retried_on_google(
     assert vendors.calls("recraft") == 0
 
 
+def google_only(settings) -> None:
+    settings.IMAGEGEN_PROVIDERS = {"google-imagen": settings.IMAGEGEN_PROVIDERS["google-imagen"]}
+
+
+def text_only_answer() -> dict:
+    """What Gemini answers a vague prompt: a candidate that finished normally, with words only."""
+    answer = vendor_payloads.gemini_finished_without_image("STOP")
+    answer["candidates"][0]["content"] = {"role": "model", "parts": [{"text": "Hello!"}]}
+    return answer
+
+
+def test_google_answering_without_an_image_is_retried_once_then_falls_back(
+    api, project, vendors, no_sleep
+):
+    vendors.gemini(body=text_only_answer())
+    vendors.gemini(body=text_only_answer())
+    vendors.recraft()
+
+    response = post(api, project, model="google-imagen")
+
+    assert response.status_code == 201, response.json()
+    assert outcomes(response) == [
+        ("google-imagen", "no_image"),
+        ("google-imagen", "no_image"),
+        ("recraft-ai", "succeeded"),
+    ]
+    assert "google-imagen no image" in response.json()["message"]
+
+
+@pytest.mark.parametrize("reason", ["NO_IMAGE", "STOP"])
+def test_no_image_from_every_provider_is_a_422_naming_the_prompt(
+    api, project, vendors, no_sleep, settings, reason
+):
+    google_only(settings)
+    answer = text_only_answer() if reason == "STOP" else None
+    for _ in range(ALL_ATTEMPTS):
+        vendors.gemini(
+            body=answer or vendor_payloads.gemini_finished_without_image(reason, content={})
+        )
+
+    response = post(api, project, model="google-imagen")
+
+    assert response.status_code == 422, response.json()
+    body = response.json()
+    assert body["code"] == "no_image"
+    assert body["message"].startswith("No provider drew an image for this prompt (google-imagen:")
+    assert "Describe the picture more concretely" in body["message"]
+    row = GeneratedImage.objects.get(pk=body["id"])
+    assert (row.status, row.error_code) == ("failed", "no_image")
+    assert vendors.calls("gemini") == 2  # one retry, not IMAGEGEN_PROVIDER_ATTEMPTS
+    assert len(no_sleep) == 1
+
+
+def test_one_users_imageless_prompts_do_not_open_the_circuit_for_everyone(
+    api, project, vendors, no_sleep, settings
+):
+    google_only(settings)
+    settings.IMAGEGEN_BREAKER_THRESHOLD = 2
+    for _ in range(6):
+        vendors.gemini(body=text_only_answer())
+    vendors.gemini()
+
+    refused = [post(api, project, model="google-imagen").status_code for _ in range(3)]
+    drawn = post(api, project, model="google-imagen")
+
+    assert refused == [422, 422, 422]
+    assert CircuitBreaker("google-imagen").state() == "closed"
+    assert drawn.status_code == 201, drawn.json()
+    assert vendors.calls("gemini") == 7
+
+
+def test_no_image_with_another_provider_skipped_stays_a_502_worth_retrying(
+    api, project, vendors, no_sleep, settings
+):
+    CircuitBreaker("recraft-ai")._open()
+    vendors.gemini(body=text_only_answer())
+    vendors.gemini(body=text_only_answer())
+
+    response = post(api, project, model="google-imagen")
+
+    assert response.status_code == 502
+    assert response.json()["code"] == "providers_failed"
+
+
 @pytest.mark.parametrize("attempts", [1, 2, 4])
 def test_attempts_per_provider_follow_the_setting(
     api, project, vendors, no_sleep, settings, attempts
