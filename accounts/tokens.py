@@ -1,5 +1,6 @@
-"""Bearer tokens: read with the scheme in any case, and refresh tokens that can be traded for a
-new pair once, even by requests racing each other.
+"""Bearer tokens: read with the scheme in any case, refused once their user's password has
+changed, and refresh tokens that can be traded for a new pair once, even by requests racing each
+other.
 
 simplejwt checks the blacklist when it reads the token and blacklists it later with
 `get_or_create`: two requests carrying the same token could both pass the check, and the second
@@ -13,15 +14,25 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import (
+    TokenBlacklistSerializer,
+    TokenObtainPairSerializer,
+    TokenRefreshSerializer,
+)
+from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
-from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.tokens import RefreshToken, Token
+from rest_framework_simplejwt.utils import get_md5_hash_password
+
+# A user id claim the user model cannot take (a signed token made elsewhere): no such user.
+_UNUSABLE_USER_ID = (ValueError, TypeError, ValidationError)
 
 
 class SingleUseRefreshToken(RefreshToken):
@@ -61,13 +72,35 @@ class TokenRefreshOnceSerializer(StringsOnly, TokenRefreshSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         # simplejwt looks the token's user up with `.get()`: a deleted user is refused as a
-        # deactivated one is, not a 500.
+        # deactivated one is, not a 500. It would also trade a token issued before the password
+        # changed, whose access tokens are all refused: that is refused here, at once.
+        refresh = self.token_class(attrs["refresh"])
         try:
-            return super().validate(attrs)
-        except get_user_model().DoesNotExist:
+            user = get_user_model().objects.get(
+                **{api_settings.USER_ID_FIELD: refresh.get(api_settings.USER_ID_CLAIM)}
+            )
+        except (get_user_model().DoesNotExist, *_UNUSABLE_USER_ID):
             raise AuthenticationFailed(
                 self.error_messages["no_active_account"], "no_active_account"
             ) from None
+        check_password_unchanged(refresh, user)
+        return super().validate(attrs)
+
+
+class TokenBlacklistStrictSerializer(StringsOnly, TokenBlacklistSerializer):
+    """`POST /auth/token/blacklist` (log out): the refresh token is never traded again."""
+
+
+def check_password_unchanged(token: Token, user: Any) -> None:
+    """Refuse a token issued before `user`'s password last changed (SIMPLE_JWT's
+    CHECK_REVOKE_TOKEN: tokens carry a digest of the password hash they were issued under)."""
+    if token.get(api_settings.REVOKE_TOKEN_CLAIM) != get_md5_hash_password(user.password):
+        raise PasswordChanged
+
+
+class PasswordChanged(AuthenticationFailed):
+    default_detail = _("The password has changed since this token was issued; log in again.")
+    default_code = "password_changed"
 
 
 class BearerAuthentication(JWTAuthentication):
@@ -79,6 +112,17 @@ class BearerAuthentication(JWTAuthentication):
         if scheme.lower() == b"bearer":
             header = b"Bearer " + rest
         return super().get_raw_token(header)
+
+    def get_user(self, validated_token: Token) -> Any:
+        try:
+            return super().get_user(validated_token)
+        except _UNUSABLE_USER_ID:
+            raise InvalidToken(_("Token contained no recognizable user identification")) from None
+        except AuthenticationFailed as exc:
+            # simplejwt's own refusal nests its code: {"detail": ..., "code": "password_changed"}.
+            if isinstance(exc.detail, dict) and exc.detail.get("code") == "password_changed":
+                raise PasswordChanged from None
+            raise
 
 
 class BearerAuthenticationScheme(SimpleJWTScheme):

@@ -61,3 +61,22 @@ class TokenObtainView(jwt_views.TokenObtainPairView):
 )
 class TokenRefreshView(jwt_views.TokenRefreshView):
     throttle_classes = (AuthRateThrottle,)
+
+
+@extend_schema_view(
+    post=extend_schema(
+        summary="Log out: retire a refresh token",
+        description=(
+            "The refresh token is blacklisted and never trades for a pair again; access tokens "
+            "already issued from it live out their 15 minutes. To retire every token of an "
+            "account at once, change its password."
+        ),
+        responses={
+            200: OpenApiResponse(description="Retired; the body is `{}`."),
+            **error_responses(400, 429),
+            401: WRONG_CREDENTIALS,
+        },
+    )
+)
+class TokenBlacklistView(jwt_views.TokenBlacklistView):
+    throttle_classes = (AuthRateThrottle,)

@@ -136,6 +136,7 @@ def test_a_spent_refresh_token_is_refused_saying_so(user):
         ("/auth/token", {"username": 123, "password": "x"}, "username"),
         ("/auth/token", {"username": "u", "password": ["x"]}, "password"),
         ("/auth/token/refresh", {"refresh": 123}, "refresh"),
+        ("/auth/token/blacklist", {"refresh": 123}, "refresh"),
     ],
 )
 def test_credentials_that_are_not_strings_are_bad_input(path, body, field):
@@ -235,6 +236,51 @@ def test_racing_requests_trade_one_refresh_token_once(user, monkeypatch):
         thread.join()
 
     assert sorted(statuses) == [200] + [401] * (racers - 1)
+
+
+def test_a_password_change_revokes_every_token_issued_before_it(user):
+    pair = obtain_pair(user)
+    user.set_password("a-new-password-entirely")
+    user.save()
+
+    used = bearer(pair["access"]).get("/projects")
+    traded = APIClient().post("/auth/token/refresh", {"refresh": pair["refresh"]}, format="json")
+
+    message = "The password has changed since this token was issued; log in again."
+    for response in (used, traded):
+        assert (response.status_code, response.json()["code"]) == (401, "password_changed")
+        assert response.json()["message"] == message
+    fresh = APIClient().post(
+        "/auth/token",
+        {"username": user.username, "password": "a-new-password-entirely"},
+        format="json",
+    )
+    assert bearer(fresh.json()["access"]).get("/projects").status_code == 200
+
+
+def test_logging_out_retires_the_refresh_token(user):
+    pair = obtain_pair(user)
+
+    logged_out = APIClient().post("/auth/token/blacklist", {"refresh": pair["refresh"]}, "json")
+    traded = APIClient().post("/auth/token/refresh", {"refresh": pair["refresh"]}, format="json")
+    again = APIClient().post("/auth/token/blacklist/", {"refresh": pair["refresh"]}, "json")
+
+    assert (logged_out.status_code, logged_out.json()) == (200, {})
+    assert (traded.status_code, traded.json()["message"]) == (401, "Token is blacklisted")
+    assert again.status_code == 401
+
+
+@pytest.mark.parametrize("user_id", ["not-a-number", None, 1.5, ["1"]])
+def test_a_signed_token_naming_no_usable_user_id_is_a_401(user, user_id):
+    access = AccessToken.for_user(user)
+    refresh = RefreshToken.for_user(user)
+    access["user_id"] = user_id
+    refresh["user_id"] = user_id
+
+    used = bearer(str(access)).get("/projects")
+    traded = APIClient().post("/auth/token/refresh", {"refresh": str(refresh)}, format="json")
+
+    assert (used.status_code, traded.status_code) == (401, 401)
 
 
 def test_access_token_cannot_refresh(user):

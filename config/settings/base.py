@@ -322,6 +322,9 @@ SIMPLE_JWT = {
     "TOKEN_REFRESH_SERIALIZER": "accounts.tokens.TokenRefreshOnceSerializer",
     # Credentials must be JSON strings: a number is bad input (400), not a failed login.
     "TOKEN_OBTAIN_SERIALIZER": "accounts.tokens.TokenObtainStrictSerializer",
+    "TOKEN_BLACKLIST_SERIALIZER": "accounts.tokens.TokenBlacklistStrictSerializer",
+    # Tokens carry a digest of the password hash: a password change (or reset) revokes them all.
+    "CHECK_REVOKE_TOKEN": True,
     "UPDATE_LAST_LOGIN": False,
     # Pinned: tokens signed with any other algorithm (or "none") are refused.
     "ALGORITHM": "HS256",
