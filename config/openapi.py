@@ -21,7 +21,7 @@ class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField(
         help_text="A stable code: invalid, not_authenticated, not_found, uuid_conflict, "
         "in_progress, content_blocked, no_image, providers_failed, providers_timed_out, "
-        "storage_unavailable, throttled, too_many_in_flight, ..."
+        "storage_unavailable, throttled, too_many_in_flight, too_many_queued, ..."
     )
     errors = serializers.DictField(
         required=False, help_text="Invalid input only: the messages per field."
@@ -40,7 +40,8 @@ ERROR_MEANINGS = {
     415: "The body is not JSON.",
     422: "The vendors' safety filters refused the content (`content_blocked`), or every vendor "
     "answered the prompt without an image (`no_image`); rephrase it.",
-    429: "Too many requests, or too many generations running (`Retry-After` says when to retry).",
+    429: "Too many requests, too many generations running, or too many images queued "
+    "(`Retry-After` says when to retry).",
     502: "Every provider failed (`providers_failed`); the failure is recorded, nothing stored.",
     503: "The image could not be stored (`storage_unavailable`); retry.",
     504: "Every provider attempt timed out (`providers_timed_out`).",

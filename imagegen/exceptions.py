@@ -37,6 +37,11 @@ class TooManyInFlight(ServiceError):
     code = "too_many_in_flight"
 
 
+class TooManyQueued(ServiceError):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    code = "too_many_queued"
+
+
 class ContentRefused(ServiceError):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     code = "content_blocked"

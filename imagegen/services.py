@@ -41,6 +41,7 @@ from imagegen.exceptions import (
     ProvidersTimedOut,
     StorageUnavailable,
     TooManyInFlight,
+    TooManyQueued,
 )
 from imagegen.models import BatchMembership, GeneratedImage, GenerationAttempt, ImageBatch
 from imagegen.providers.base import (
@@ -160,10 +161,9 @@ def image_claim(
 
     Raises `ImageConflict` when the uuid already holds a different prompt or style,
     `GenerationInProgress` when another request is generating it, `TooManyInFlight` past the
-    per-user cap (for a `running` claim only: `pending` ones wait for a worker's bounded slots).
+    per-user cap on `running` claims, `TooManyQueued` past the one on `pending` claims.
     """
     aspect_ratio = aspect_ratio or settings.IMAGEGEN_DEFAULT_ASPECT_RATIO
-    runs_now = status == GeneratedImage.Status.RUNNING
     fields = _claim_fields(
         visual_prompt=visual_prompt,
         art_style=art_style,
@@ -182,8 +182,7 @@ def image_claim(
                     .first()
                 )
                 if existing is None:
-                    if runs_now:
-                        _check_in_flight(user)
+                    _check_capacity(user, status)
                     image = GeneratedImage.objects.create(
                         project=project, user=user, uuid=uuid, **fields
                     )
@@ -191,8 +190,7 @@ def image_claim(
                 if _is_replay(existing, visual_prompt, art_style, aspect_ratio):
                     return GenerationOutcome(existing, replayed=True)
                 _check_claimable(existing)
-                if runs_now:
-                    _check_in_flight(user)
+                _check_capacity(user, status)
                 for name, value in fields.items():
                     setattr(existing, name, value)
                 existing.save(update_fields=[*fields, "updated_at"])
@@ -266,13 +264,27 @@ def _in_progress_message(uuid: str) -> str:
     )
 
 
-def _check_in_flight(user) -> None:
-    """Raise `TooManyInFlight` when `user` (or a user id) is at the cap. Call it inside the
-    transaction that starts the generation: the owner's row stays locked until it commits, so
-    concurrent requests count one after the other and the cap holds."""
-    cap = settings.IMAGEGEN_MAX_IN_FLIGHT_PER_USER
+def _check_capacity(user, status: str) -> None:
+    """The per-user cap on images in `status`: `_check_in_flight` or `_check_queued`."""
+    if status == GeneratedImage.Status.RUNNING:
+        _check_in_flight(user)
+    else:
+        _check_queued(user)
+
+
+def _lock_owner(user) -> int:
+    """Lock the owner's row (`user` or a user id) until the transaction commits, so concurrent
+    requests count its images one after the other and a cap holds; return the id."""
     user_id = getattr(user, "pk", user)
     get_user_model().objects.select_for_update().filter(pk=user_id).values_list("pk").get()
+    return user_id
+
+
+def _check_in_flight(user) -> None:
+    """Raise `TooManyInFlight` when `user` (or a user id) is at the cap. Call it inside the
+    transaction that starts the generation."""
+    cap = settings.IMAGEGEN_MAX_IN_FLIGHT_PER_USER
+    user_id = _lock_owner(user)
     since = timezone.now() - timedelta(seconds=settings.IMAGEGEN_RUNNING_LEASE)
     running = GeneratedImage.objects.filter(
         user_id=user_id, status=GeneratedImage.Status.RUNNING, started_at__gte=since
@@ -282,6 +294,23 @@ def _check_in_flight(user) -> None:
             f"You already have {running} generations in progress (the limit is {cap}); "
             "wait for some to finish.",
             headers={"Retry-After": "5"},
+        )
+
+
+def _check_queued(user, *, adding: int = 1) -> None:
+    """Raise `TooManyQueued` when `user` (or a user id) would have more than its cap of images
+    pending once `adding` more are (0: the new ones are recorded in this transaction already).
+    Call it inside the transaction that queues them."""
+    cap = settings.IMAGEGEN_MAX_QUEUED_PER_USER
+    user_id = _lock_owner(user)
+    queued = GeneratedImage.objects.filter(
+        user_id=user_id, status=GeneratedImage.Status.PENDING
+    ).count()
+    if queued + adding > cap:
+        raise TooManyQueued(
+            f"This would leave {queued + adding} of your images waiting for generation (the "
+            f"limit is {cap}); wait for some to finish, or send fewer.",
+            headers={"Retry-After": "30"},
         )
 
 
@@ -1248,6 +1277,8 @@ def batch_create(*, user, project, items: Sequence[BatchItem]) -> BatchOutcome:
             raise ProjectGone
         batch = ImageBatch.objects.create(user=user, project=project)
         created = _create_pending(user=user, project=project, items=items)
+        if created:
+            _check_queued(user, adding=0)
         outcomes = []
         for index, item in enumerate(items):
             if item.uuid in created:

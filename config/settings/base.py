@@ -439,6 +439,9 @@ IMAGEGEN_MALLOC_TRIM_THRESHOLD = env.int("IMAGEGEN_MALLOC_TRIM_THRESHOLD", defau
 
 # Abuse limits.
 IMAGEGEN_MAX_IN_FLIGHT_PER_USER = env.int("IMAGEGEN_MAX_IN_FLIGHT_PER_USER", default=32)
+# Images a user may have waiting for a worker (storyboards, respond-async): one user's backlog
+# cannot grow without bound ahead of everyone else's in the shared queue.
+IMAGEGEN_MAX_QUEUED_PER_USER = env.int("IMAGEGEN_MAX_QUEUED_PER_USER", default=1000)
 IMAGEGEN_LIST_DEFAULT_LIMIT = env.int("IMAGEGEN_LIST_DEFAULT_LIMIT", default=100)
 IMAGEGEN_LIST_MAX_LIMIT = env.int("IMAGEGEN_LIST_MAX_LIMIT", default=500)
 

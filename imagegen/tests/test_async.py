@@ -272,6 +272,21 @@ def test_a_prompt_no_provider_draws_is_not_retried(pending, vendors, no_sleep, s
     assert vendors.calls("gemini") == 2
 
 
+def test_respond_async_is_refused_past_the_queue_cap_and_a_direct_request_is_not(
+    api, project, settings, vendors
+):
+    settings.IMAGEGEN_MAX_QUEUED_PER_USER = 1
+    GeneratedImageFactory(project=project, status="pending", s3_key="")
+    vendors.recraft()
+
+    queued = post_image(api, project, headers=PREFER_ASYNC, uuid="segment-queued")
+    direct = post_image(api, project, uuid="segment-direct")
+
+    assert (queued.status_code, queued.json()["code"]) == (429, "too_many_queued")
+    assert not GeneratedImage.objects.filter(uuid="segment-queued").exists()
+    assert direct.status_code == 201, direct.json()
+
+
 def test_a_broker_outage_does_not_fail_the_request(
     api, project, monkeypatch, django_capture_on_commit_callbacks
 ):

@@ -200,7 +200,7 @@ def test_the_largest_batch_fits_the_body_cap_however_its_json_is_escaped(api, pr
 
 def test_the_default_maximum_of_200_items_is_accepted(api, project, django_assert_num_queries):
     # New segments are inserted in one statement, not claimed one by one.
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(14):
         response = post_batch(api, project, storyboard(200))
 
     assert response.status_code == 202
@@ -298,6 +298,49 @@ def test_a_batch_is_accepted_while_the_user_is_at_the_in_flight_cap(api, project
     response = post_batch(api, project, storyboard(3))
 
     assert response.status_code == 202, response.json()
+
+
+@pytest.mark.parametrize(("queued", "sent", "status"), [(2, 3, 202), (3, 3, 429), (0, 6, 429)])
+def test_a_users_queue_is_capped_across_batches(
+    api, project, settings, django_capture_on_commit_callbacks, queued, sent, status
+):
+    settings.IMAGEGEN_MAX_QUEUED_PER_USER = 5
+    GeneratedImageFactory.create_batch(queued, project=project, status="pending", s3_key="")
+
+    with django_capture_on_commit_callbacks() as published:
+        response = post_batch(api, project, storyboard(sent))
+
+    assert response.status_code == status, response.json()
+    if status == 429:
+        assert response.json()["code"] == "too_many_queued"
+        assert response.json()["message"] == (
+            f"This would leave {queued + sent} of your images waiting for generation (the limit "
+            "is 5); wait for some to finish, or send fewer."
+        )
+        assert response["Retry-After"] == "30"
+        assert published == []
+        assert GeneratedImage.objects.count() == queued
+        assert not ImageBatch.objects.exists()
+
+
+def test_retried_items_count_against_the_queue_cap(api, project, settings):
+    settings.IMAGEGEN_MAX_QUEUED_PER_USER = 1
+    for uuid in ("segment-000", "segment-001"):
+        GeneratedImageFactory(
+            project=project,
+            uuid=uuid,
+            status="failed",
+            s3_key="",
+            visual_prompt=REALISTIC["visual_prompt"],
+            art_style=REALISTIC["art_style"],
+            aspect_ratio=settings.IMAGEGEN_DEFAULT_ASPECT_RATIO,
+        )
+
+    response = post_batch(api, project, storyboard(2))
+
+    assert response.status_code == 429
+    assert response.json()["index"] == 1
+    assert list(GeneratedImage.objects.values_list("status", flat=True)) == ["failed"] * 2
 
 
 def test_batch_progress_counts_statuses_and_cost(api, project):
