@@ -55,6 +55,11 @@ class GeneratedImage(models.Model):
     requested_model = models.CharField(max_length=32, default="auto")
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    background = models.BooleanField(
+        default=False,
+        help_text="Queued for a worker (a storyboard, respond-async), not generated in a request: "
+        "the per-user in-flight cap counts only request-time generations.",
+    )
     model = models.CharField(
         max_length=32, blank=True, help_text="The route that produced (or last tried) the image."
     )

@@ -8,7 +8,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -211,6 +211,7 @@ def _claim_fields(
         "aspect_ratio": aspect_ratio,
         "requested_model": model,
         "status": status,
+        "background": status == GeneratedImage.Status.PENDING,
         "model": "",
         "provider_model": "",
         "message": "",
@@ -287,7 +288,10 @@ def _check_in_flight(user) -> None:
     user_id = _lock_owner(user)
     since = timezone.now() - timedelta(seconds=settings.IMAGEGEN_RUNNING_LEASE)
     running = GeneratedImage.objects.filter(
-        user_id=user_id, status=GeneratedImage.Status.RUNNING, started_at__gte=since
+        user_id=user_id,
+        status=GeneratedImage.Status.RUNNING,
+        background=False,
+        started_at__gte=since,
     ).count()
     if running >= cap:
         raise TooManyInFlight(
@@ -337,13 +341,21 @@ def backoff_delay(attempt: int, retry_after: float | None) -> float:
     return random.uniform(0, ceiling)  # noqa: S311  (jitter, not cryptography)
 
 
-def provider_attempt(provider: ImageProvider, request: GenerationRequest) -> ProviderSuccess:
+def provider_attempt(
+    provider: ImageProvider,
+    request: GenerationRequest,
+    *,
+    renew_lease: Callable[[], None] | None = None,
+) -> ProviderSuccess:
     """One call to `provider`, its answer converted to our JPEG.
 
-    Raises the provider's `ProviderError`, or `ProviderBadOutput` for bytes that are no usable
-    image.
+    `renew_lease` is called once a call slot is held after waiting `LEASE_RENEWAL_WAIT` or
+    longer for it. Raises the provider's `ProviderError`, or `ProviderBadOutput` for bytes that
+    are no usable image.
     """
-    with provider_slot(provider.name):
+    with provider_slot(provider.name) as waited:
+        if renew_lease is not None and waited >= LEASE_RENEWAL_WAIT:
+            renew_lease()
         result = provider.generate(request, timeout=settings.IMAGEGEN_PROVIDER_TIMEOUT)
     try:
         jpeg = imaging.to_jpeg(
@@ -403,6 +415,7 @@ def _try_provider(
     attempts: list[AttemptRecord],
     errors: list[tuple[str, ProviderError]],
     image_id: str,
+    renew_lease: Callable[[], None] | None,
 ) -> ProviderSuccess | None:
     """Up to `IMAGEGEN_PROVIDER_ATTEMPTS` calls to one provider; None when it gave up."""
     breaker = CircuitBreaker(provider.name)
@@ -426,7 +439,7 @@ def _try_provider(
             errors.append((provider.name, skipped))
             return None
         try:
-            success = provider_attempt(provider, request)
+            success = provider_attempt(provider, request, renew_lease=renew_lease)
         except ProviderError as exc:
             _record(
                 attempts,
@@ -469,7 +482,11 @@ def _try_provider(
 
 
 def call_providers(
-    request: GenerationRequest, order: list[ImageProvider], *, image_id: str = ""
+    request: GenerationRequest,
+    order: list[ImageProvider],
+    *,
+    image_id: str = "",
+    renew_lease: Callable[[], None] | None = None,
 ) -> tuple[ProviderSuccess, list[AttemptRecord], list[tuple[str, ProviderError]]]:
     """Try each provider in `order` until one returns a usable image.
 
@@ -487,7 +504,12 @@ def call_providers(
         if providers_left_after_block is not None:
             providers_left_after_block -= 1
         success = _try_provider(
-            provider, request, attempts=attempts, errors=errors, image_id=image_id
+            provider,
+            request,
+            attempts=attempts,
+            errors=errors,
+            image_id=image_id,
+            renew_lease=renew_lease,
         )
         if success is not None:
             return success, attempts, errors
@@ -663,7 +685,9 @@ def _run(image: GeneratedImage) -> GeneratedImage:
     order = provider_order(routed=routed, requested=image.requested_model)
     _release_db_connection()
     try:
-        success, attempts, errors = call_providers(request, order, image_id=image.id)
+        success, attempts, errors = call_providers(
+            request, order, image_id=image.id, renew_lease=lambda: _renew_lease(image)
+        )
     except ProvidersExhausted as exhausted:
         error, code, block_reason = _failure_for(exhausted)
         _record_failure(
@@ -728,12 +752,35 @@ def _run(image: GeneratedImage) -> GeneratedImage:
         ).exists()
         if not taken_over:
             _delete_keys([stored_key])
-        raise ImageSuperseded(
-            "The image was deleted or restarted while it was being generated; "
-            "nothing was kept. Send the request again if you still need it.",
-            id=image.id,
-        )
+        raise _superseded(image)
     return image
+
+
+def _superseded(image: GeneratedImage) -> ImageSuperseded:
+    return ImageSuperseded(
+        "The image was deleted or restarted while it was being generated; "
+        "nothing was kept. Send the request again if you still need it.",
+        id=image.id,
+    )
+
+
+def _renew_lease(image: GeneratedImage) -> None:
+    """Start a running image's lease again, as its vendor call is about to begin.
+
+    Waiting for a provider's call slot (`IMAGEGEN_PROVIDER_CONCURRENCY`) is the queue, not a
+    dead worker: without this, the sweep took rows of a busy, healthy worker for abandoned and
+    their calls were paid twice. Raises `ImageSuperseded`, before the call is paid for, when
+    the row stopped being this run's while it waited.
+    """
+    now = timezone.now()
+    renewed = GeneratedImage.objects.filter(
+        pk=image.pk, status=GeneratedImage.Status.RUNNING, started_at=image.started_at
+    ).update(started_at=now, updated_at=now)
+    _release_db_connection()
+    if not renewed:
+        logger.warning("generation_superseded image=%s while waiting for a call slot", image.id)
+        raise _superseded(image)
+    image.started_at = now
 
 
 def _release(image: GeneratedImage, *, error_code: str, message: str, stored_key: str = "") -> None:
@@ -1130,6 +1177,7 @@ def image_regenerate(*, image: GeneratedImage) -> GeneratedImage:
         previous = (locked.status, locked.s3_key)
         GeneratedImage.objects.filter(pk=locked.pk).update(
             status=GeneratedImage.Status.RUNNING,
+            background=False,
             message="",
             error_code="",
             block_reason="",
@@ -1159,6 +1207,8 @@ def image_regenerate(*, image: GeneratedImage) -> GeneratedImage:
 # In the background: storyboards, the queue, and the sweep for generations whose worker died.
 # ---------------------------------------------------------------------------------------------
 LEASE_EXPIRED = "lease_expired"
+# Seconds of waiting for a provider's call slot after which a generation's lease starts again.
+LEASE_RENEWAL_WAIT = 1.0
 QUEUED_MESSAGE = "Queued: the image is being generated in the background."
 
 _provider_slots_lock = threading.Lock()
@@ -1166,8 +1216,9 @@ _provider_slots: dict[tuple[str, int], threading.BoundedSemaphore] = {}
 
 
 @contextmanager
-def provider_slot(name: str) -> Iterator[None]:
-    """Hold one of provider `name`'s `IMAGEGEN_PROVIDER_CONCURRENCY` call slots in this process.
+def provider_slot(name: str) -> Iterator[float]:
+    """Hold one of provider `name`'s `IMAGEGEN_PROVIDER_CONCURRENCY` call slots in this process;
+    gives the seconds it waited for it.
 
     A burst (a storyboard on a worker of many threads) waits here instead of tripping the
     vendor's rate limit.
@@ -1177,8 +1228,9 @@ def provider_slot(name: str) -> Iterator[None]:
         if key not in _provider_slots:
             _provider_slots[key] = threading.BoundedSemaphore(key[1])
         slots = _provider_slots[key]
+    asked = time.monotonic()
     with slots:
-        yield
+        yield time.monotonic() - asked
 
 
 def images_enqueue(*, image_ids: Sequence[str]) -> None:
@@ -1419,6 +1471,7 @@ def images_sweep_stale() -> SweepResult:
         )
         stale_running.filter(pk__in=requeued).update(
             status=Status.PENDING,
+            background=True,
             error_code=LEASE_EXPIRED,
             message="Queued again: the worker generating it stopped answering.",
             started_at=None,

@@ -268,9 +268,22 @@ def test_a_prompt_stored_in_another_unicode_form_before_still_replays(api, proje
     from django.db.migrations.executor import MigrationExecutor
 
     decomposed = unicodedata.normalize("NFD", SEED_POST["visual_prompt"] + " at the café")
+    before_nfc = [("imagegen", "0003_batch_membership")]
     executor = MigrationExecutor(connection)
-    executor.migrate([("imagegen", "0003_batch_membership")])
-    GeneratedImageFactory(project=project, uuid=SEED_POST["uuid"], visual_prompt=decomposed)
+    executor.migrate(before_nfc)
+    # The model as it was then: today's has columns that migration state does not.
+    then = executor.loader.project_state(before_nfc).apps.get_model("imagegen", "GeneratedImage")
+    then.objects.create(
+        id="c0mww0zamailq0ijsou9lll0m",
+        project_id=project.pk,
+        user_id=project.owner_id,
+        uuid=SEED_POST["uuid"],
+        visual_prompt=decomposed,
+        art_style=SEED_POST["art_style"],
+        aspect_ratio="16:9",
+        status="succeeded",
+        s3_key=f"images/{project.pk}/{SEED_POST['uuid']}.jpg",
+    )
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())
 

@@ -9,9 +9,12 @@ from datetime import timedelta
 import pytest
 from django.core.files.base import ContentFile
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from imagegen import services, tasks
+from imagegen.exceptions import ImageSuperseded
 from imagegen.models import GeneratedImage
 from imagegen.providers.base import GenerationResult
 from imagegen.testing import vendor_payloads
@@ -305,6 +308,74 @@ def test_a_broker_outage_does_not_fail_the_request(
 # ---------------------------------------------------------------------------------------------
 # Per-provider concurrency
 # ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def slot_held_briefly(settings, monkeypatch):
+    """The only recraft-ai call slot, held by another thread for 0.3 s; a wait of 0.1 s renews
+    a lease."""
+    settings.IMAGEGEN_PROVIDER_CONCURRENCY = 1
+    monkeypatch.setattr(services, "LEASE_RENEWAL_WAIT", 0.1)
+    taken = threading.Event()
+
+    def hold() -> None:
+        with services.provider_slot("recraft-ai"):
+            taken.set()
+            time.sleep(0.3)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    taken.wait()
+    yield
+    holder.join()
+
+
+def running_since(project, started_at) -> GeneratedImage:
+    return GeneratedImageFactory(
+        project=project,
+        status="running",
+        background=True,
+        s3_key="",
+        started_at=started_at,
+        requested_model="recraft-ai",
+    )
+
+
+def test_waiting_for_a_call_slot_starts_the_lease_again(project, vendors, slot_held_briefly):
+    queued_at = timezone.now() - timedelta(minutes=9)
+    image = running_since(project, queued_at)
+    vendors.recraft()
+
+    services.image_run(image)
+
+    image.refresh_from_db()
+    assert image.status == "succeeded"
+    assert image.started_at > queued_at + timedelta(minutes=8)
+
+
+def test_a_row_taken_over_while_waiting_for_a_slot_is_not_paid_for(
+    project, vendors, slot_held_briefly
+):
+    image = running_since(project, timezone.now())
+    taken_over_at = timezone.now() + timedelta(seconds=1)
+    GeneratedImage.objects.filter(pk=image.pk).update(started_at=taken_over_at)
+
+    with pytest.raises(ImageSuperseded):
+        services.image_run(image)
+
+    image.refresh_from_db()
+    assert (image.status, image.started_at) == ("running", taken_over_at)
+    assert vendors.calls("recraft") == 0
+
+
+def test_a_short_wait_for_a_slot_writes_nothing_more(project, vendors, settings):
+    image = running_since(project, timezone.now())
+    vendors.recraft()
+
+    with CaptureQueriesContext(connection) as queries:
+        services.image_run(image)
+
+    assert not [query for query in queries if 'started_at" = ' in query["sql"].split("WHERE")[0]]
+
+
 def test_calls_to_one_provider_are_bounded_per_process(settings):
     settings.IMAGEGEN_PROVIDER_CONCURRENCY = 2
     lock = threading.Lock()

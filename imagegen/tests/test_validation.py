@@ -505,11 +505,14 @@ def test_rate_limit_is_kept_in_the_shared_cache(api, project, vendors, throttle_
     assert refused.status_code == 429
 
 
-def running_images(project, count: int, *, started_ago: timedelta = timedelta(0)) -> None:
+def running_images(
+    project, count: int, *, started_ago: timedelta = timedelta(0), background: bool = False
+) -> None:
     GeneratedImageFactory.create_batch(
         count,
         project=project,
         status=GeneratedImage.Status.RUNNING,
+        background=background,
         s3_key="",
         started_at=timezone.now() - started_ago,
     )
@@ -546,6 +549,29 @@ def test_abandoned_generations_do_not_count_against_the_cap(api, project, vendor
     response = post_image(api, project, uuid=new_uuid())
 
     assert response.status_code == 201
+
+
+def test_a_storyboard_running_on_a_worker_leaves_requests_their_cap(
+    api, project, vendors, settings, django_capture_on_commit_callbacks
+):
+    settings.IMAGEGEN_MAX_IN_FLIGHT_PER_USER = 2
+    with django_capture_on_commit_callbacks():
+        queued = api.post(
+            "/image-gen",
+            {**SEED_POST, "projectId": project.id, "uuid": new_uuid()},
+            format="json",
+            HTTP_PREFER="respond-async",
+        )
+    # A worker took it from pending to running, as two of a storyboard's images.
+    GeneratedImage.objects.filter(pk=queued.json()["id"]).update(
+        status="running", started_at=timezone.now()
+    )
+    running_images(project, 2, background=True)
+    vendors.recraft()
+
+    response = post_image(api, project, uuid=new_uuid())
+
+    assert response.status_code == 201, response.json()
 
 
 def test_rate_and_cap_are_read_from_the_environment():
