@@ -65,6 +65,7 @@ def test_prefer_respond_async_answers_202_with_the_pending_record(
     assert response["Preference-Applied"] == "respond-async"
     body = response.json()
     assert (body["status"], body["success"], body["s3_key"]) == ("pending", False, "")
+    assert body["image_size_bytes"] is None
     assert body["message"] == services.QUEUED_MESSAGE
     assert response["Location"].endswith(f"/image-gen/{body['id']}")
     assert len(queued) == 1
