@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.parse
 import uuid as uuid_lib
 from collections.abc import Iterator
 
@@ -20,7 +22,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.tests.factories import UserFactory
 from config.cache import CacheOutage
 from imagegen.breaker import CircuitBreaker
-from imagegen.testing import vendor_payloads
+from imagegen.testing import vendor_payloads, vendor_rules
 from imagegen.testing.fake_vendors import FakeVendorServer
 from projects.tests.factories import ProjectFactory
 
@@ -213,11 +215,33 @@ class Vendors:
         url = self.recraft_url if vendor == "recraft" else self.gemini_url
         return sum(1 for call in self.mock.calls if call.request.url == url)
 
+    def refused_requests(self) -> list[str]:
+        """The calls made that the real vendor would have refused (vendor_rules), described."""
+        refused = []
+        for call in self.mock.calls:
+            url = urllib.parse.urlsplit(call.request.url)
+            vendor = "recraft" if url.path.endswith("/images/generations") else "gemini"
+            model = url.path.rpartition("/models/")[2].partition(":")[0]
+            try:
+                payload = json.loads(call.request.body or b"{}")
+            except ValueError:
+                payload = None
+            answer = vendor_rules.refusal(
+                vendor, model=model, headers=call.request.headers, payload=payload, query=url.query
+            )
+            if answer is not None:
+                refused.append(f"{call.request.url} -> {answer[0]} {answer[1]!r}")
+        return refused
+
 
 @pytest.fixture
 def vendors() -> Iterator[Vendors]:
+    """Every call the code under test makes must be one the real vendor takes (PROVIDERS.md):
+    the answers queued here are only worth testing against for such requests."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield Vendors(mock)
+        fake = Vendors(mock)
+        yield fake
+        assert not fake.refused_requests(), "\n".join(fake.refused_requests())
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from imagegen.testing import vendor_payloads
+from imagegen.testing import vendor_payloads, vendor_rules
 
 _GEMINI_PATH = re.compile(r"^/gemini/v1beta/models/(?P<model>[^/:]+):generateContent$")
 _RECRAFT_PATH = "/recraft/v1/images/generations"
@@ -53,6 +53,7 @@ class FakeVendorServer:
         self._lock = threading.Lock()
         self.requests: list[tuple[str, dict[str, Any], dict[str, str]]] = []
         self._arrivals: list[tuple[str, float]] = []
+        self._image_size, self._content = image_size, content
         self._recraft_image = vendor_payloads.image_bytes("WEBP", image_size, content=content)
         self._gemini_image = vendor_payloads.image_bytes("PNG", image_size, content=content)
         self._success_bodies: dict[tuple[str, str], bytes] = {}
@@ -110,10 +111,14 @@ class FakeVendorServer:
         with self._lock:
             return [moment for name, moment in self._arrivals if name == vendor]
 
-    def _next_reply(self, vendor: str, model: str) -> Reply:
+    def _next_reply(self, vendor: str, model: str, payload: dict[str, Any]) -> Reply:
         with self._lock:
             if self._scripts[vendor]:
                 return self._scripts[vendor].popleft()
+        if vendor == "recraft" and payload.get("response_format", "url") == "url":
+            # Recraft's default: a signed link to fetch, never the bytes.
+            link = {"image_id": "rc-img-1", "url": "https://img.recraft.ai/fake/rc-img-1.webp"}
+            return Reply(body={"created": 1764000000, "credits": 35, "data": [link]})
         return Reply(
             body=self._success_body(vendor, model),
             headers={"Content-Type": "application/json"},
@@ -123,13 +128,21 @@ class FakeVendorServer:
     def _success_body(self, vendor: str, model: str) -> bytes:
         """The answer with the image, encoded once per vendor and model: a real vendor's base64
         and JSON encoding does not run on the machine under test (a photo-like 1024x1024 PNG
-        is a 2.4 MB body)."""
+        is a 2.4 MB body). Gemini's 3.x models answer JPEG, 2.5 flash PNG."""
         body = self._success_bodies.get((vendor, model))
         if body is None:
             if vendor == "recraft":
                 payload = vendor_payloads.recraft_success(self._recraft_image)
             else:
-                payload = vendor_payloads.gemini_success(self._gemini_image, model=model)
+                mime_type = vendor_rules.gemini_mime_type(model)
+                image = (
+                    self._gemini_image
+                    if mime_type == "image/png"
+                    else vendor_payloads.image_bytes(
+                        "JPEG", self._image_size, content=self._content
+                    )
+                )
+                payload = vendor_payloads.gemini_success(image, mime_type=mime_type, model=model)
             body = self._success_bodies.setdefault((vendor, model), json.dumps(payload).encode())
         return body
 
@@ -152,10 +165,12 @@ class FakeVendorServer:
                 try:
                     payload = json.loads(raw or b"{}")
                 except ValueError:
-                    payload = {}
-                if self.path == _RECRAFT_PATH:
-                    vendor, model = "recraft", str(payload.get("model", ""))
-                elif match := _GEMINI_PATH.match(self.path):
+                    payload = None
+                path, _, query = self.path.partition("?")
+                if path == _RECRAFT_PATH:
+                    model = payload.get("model", "") if isinstance(payload, dict) else ""
+                    vendor, model = "recraft", str(model)
+                elif match := _GEMINI_PATH.match(path):
                     vendor, model = "gemini", match.group("model")
                 else:
                     self._send(Reply(status=404, body=b"404 page not found"))
@@ -163,7 +178,13 @@ class FakeVendorServer:
                 with server._lock:
                     server.requests.append((vendor, payload, dict(self.headers)))
                     server._arrivals.append((vendor, time.monotonic()))
-                self._send(server._next_reply(vendor, model))
+                refused = vendor_rules.refusal(
+                    vendor, model=model, headers=dict(self.headers), payload=payload, query=query
+                )
+                if refused is not None:
+                    self._send(Reply(status=refused[0], body=refused[1]))
+                    return
+                self._send(server._next_reply(vendor, model, payload))
 
             def _send(self, reply: Reply) -> None:
                 if reply.delay:

@@ -34,8 +34,7 @@ def gemini(model: str = "gemini-2.5-flash-image", **options) -> GoogleImageProvi
         api_key="test-gemini-key",
         base_url=settings.GEMINI_TEST_URL,
         model=model,
-        prices=settings.GEMINI_IMAGE_TOKEN_PRICES,
-        **options,
+        **{"prices": settings.GEMINI_IMAGE_TOKEN_PRICES, **options},
     )
 
 
@@ -76,15 +75,20 @@ def test_asks_for_an_image_only_at_the_aspect_ratio_without_image_size_on_2_5(ve
 
 
 @pytest.mark.parametrize(
-    "model", ["gemini-3-pro-image", "gemini-3.1-flash-lite-image", "gemini-nano-banana-2.1"]
+    ("model", "size"),
+    [
+        ("gemini-3-pro-image", "2K"),
+        ("gemini-3.1-flash-lite-image", "1K"),  # its only size
+        ("gemini-nano-banana-2.1", "4K"),
+    ],
 )
-def test_models_that_take_an_image_size_are_sent_one(vendors, model):
+def test_models_that_take_an_image_size_are_sent_one(vendors, model, size):
     vendors.mock.add("POST", model_url(model), json=vendor_payloads.gemini_success(model=model))
 
-    generate(gemini(model, image_size="2K"))
+    generate(gemini(model, image_size=size))
 
     image_config = json.loads(vendors.mock.calls[0].request.body)["generationConfig"]["imageConfig"]
-    assert image_config == {"aspectRatio": "16:9", "imageSize": "2K"}
+    assert image_config == {"aspectRatio": "16:9", "imageSize": size}
 
 
 def test_success_returns_the_image_id_and_model(vendors):
@@ -173,7 +177,6 @@ def test_decodes_url_safe_base64(vendors, padded):
     [
         ("gemini-2.5-flash-image", 1290, Decimal("0.038700")),
         ("gemini-3-pro-image", 1120, Decimal("0.134400")),
-        ("gemini-unknown-image", 1290, Decimal(0)),
     ],
 )
 def test_cost_is_image_tokens_times_the_models_price(vendors, model, tokens, cost):
@@ -184,6 +187,14 @@ def test_cost_is_image_tokens_times_the_models_price(vendors, model, tokens, cos
     )
 
     assert generate(gemini(model)).cost_usd == cost
+
+
+def test_a_model_missing_from_the_price_table_costs_nothing_rather_than_failing(vendors):
+    model = "gemini-nano-banana-2.1"
+    vendors.mock.add("POST", model_url(model), json=vendor_payloads.gemini_success(model=model))
+    unpriced = {name: p for name, p in settings.GEMINI_IMAGE_TOKEN_PRICES.items() if name != model}
+
+    assert generate(gemini(model, prices=unpriced)).cost_usd == Decimal(0)
 
 
 def test_cost_follows_the_model_version_that_answered(vendors):
