@@ -375,10 +375,22 @@ def provider_attempt(
     return ProviderSuccess(provider=provider, result=result, jpeg=jpeg)
 
 
+# Outcomes that mean our side is wrong (a request the vendor calls malformed, a key it refuses):
+# every call fails the same way until someone acts, so they are logged as errors.
+_OUTCOMES_LOGGED_AS_ERRORS = frozenset(
+    {GenerationAttempt.Outcome.REJECTED, GenerationAttempt.Outcome.CREDENTIALS}
+)
+
+
 def _log_attempt(image_id: str, record: AttemptRecord) -> None:
-    succeeded = record.outcome == GenerationAttempt.Outcome.SUCCEEDED
+    if record.outcome == GenerationAttempt.Outcome.SUCCEEDED:
+        level = logging.INFO
+    elif record.outcome in _OUTCOMES_LOGGED_AS_ERRORS:
+        level = logging.ERROR
+    else:
+        level = logging.WARNING
     logger.log(
-        logging.INFO if succeeded else logging.WARNING,
+        level,
         "provider_attempt image=%s provider=%s model=%s outcome=%s status=%s latency_ms=%d "
         "request_id=%s cost_usd=%s",
         image_id,

@@ -714,8 +714,11 @@ def test_each_attempt_logs_one_line_without_keys_or_payloads(
 
     image_id = response.json()["id"]
     lines = [r for r in caplog.records if r.getMessage().startswith("provider_attempt ")]
-    assert [(r.levelname, r.name) for r in lines] == [("WARNING", "imagegen.services")] * 3 + [
-        ("INFO", "imagegen.services")
+    assert [(r.levelname, r.name) for r in lines] == [
+        ("WARNING", "imagegen.services"),  # 503: the vendor's trouble, retried
+        ("WARNING", "imagegen.services"),  # junk: the same
+        ("ERROR", "imagegen.services"),  # 401: ours, every call fails until someone acts
+        ("INFO", "imagegen.services"),
     ]
     first = lines[0].getMessage()
     for field in (
@@ -738,6 +741,18 @@ def test_each_attempt_logs_one_line_without_keys_or_payloads(
     logged = caplog.text + "".join(str(r.args) for r in caplog.records)
     for secret in secrets:
         assert secret not in logged
+
+
+def test_a_request_the_vendor_calls_malformed_is_logged_as_an_error(
+    api, project, vendors, no_sleep, caplog
+):
+    vendors.recraft(400, {"code": "invalid_prompt", "message": "bad field"})
+    vendors.gemini()
+
+    post(api, project)
+
+    (line,) = [r for r in caplog.records if "outcome=rejected" in r.getMessage()]
+    assert line.levelname == "ERROR"
 
 
 def test_rejected_requests_do_not_open_the_circuit(api, project, vendors, no_sleep, settings):
