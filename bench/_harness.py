@@ -2,7 +2,10 @@
 
 A benchmark opens `Harness()` as a context manager, asks it for the services it needs (moto S3,
 the fake vendors, gunicorn, a Celery worker), and everything is stopped on the way out. All of
-it listens on 127.0.0.1 on free ports; the database is `imagegen_bench_scale`, migrated afresh.
+it listens on 127.0.0.1 on free ports; the database is this run's own (`imagegen_bench_<pid>`),
+migrated afresh and dropped at the end. `BENCH_POSTGRES` (the server), `BENCH_DATABASE` and
+`BENCH_BROKER_URL` (Redis db 4 by default, emptied by the storyboard bench: give concurrent runs
+their own) override them.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 PG_URL = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
-DATABASE = os.environ.get("BENCH_DATABASE", "imagegen_bench_scale")
+DATABASE = os.environ.get("BENCH_DATABASE", f"imagegen_bench_{os.getpid()}")
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/4")
 BUCKET = "imagegen-bench"
 MOTO_KEY = "bench"  # moto accepts any key

@@ -1,4 +1,8 @@
-"""Benchmark the router: accuracy, confusion and misses on the labelled sets, time per decision."""
+"""Benchmark the router: accuracy, confusion and misses on the labelled sets, time per decision.
+
+Targets: at least 95% of each set routed right (category and route), and a decision's p99 under
+1 ms.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from _harness import verdict
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA = REPO_ROOT / "imagegen" / "tests" / "data"
 DATA_FILES = ("routing-dev-set.csv", "routing-holdout.csv")
 CATEGORIES = ("realistic", "artistic", "text")
+ACCURACY_TARGET = 0.95
+P99_TARGET_US = 1000.0
 
 
 def _setup_django() -> None:
@@ -30,8 +38,9 @@ def _rows(name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def report_accuracy(name: str, rows: list[dict[str, str]]) -> None:
-    """Print category and route accuracy, the confusion table and every miss with its signals."""
+def report_accuracy(name: str, rows: list[dict[str, str]]) -> float:
+    """Print category and route accuracy, the confusion table and every miss with its signals;
+    return the lower of the two accuracies."""
     from imagegen.routing import route
 
     confusion: Counter[tuple[str, str]] = Counter()
@@ -61,10 +70,12 @@ def report_accuracy(name: str, rows: list[dict[str, str]]) -> None:
         )
         for signal in decision.signals:
             print(f"    {signal}")
+    return min(category_hits, route_hits) / len(rows)
 
 
-def report_timing(rows: list[dict[str, str]], repetitions: int) -> None:
-    """Print the median and p99 time of one decision over every row, `repetitions` times."""
+def report_timing(rows: list[dict[str, str]], repetitions: int) -> float:
+    """Print the median and p99 time of one decision over every row, `repetitions` times;
+    return the p99 in microseconds."""
     from imagegen.routing import route
 
     for row in rows:  # warm the word cache and settings, as a running worker would be
@@ -91,6 +102,7 @@ def report_timing(rows: list[dict[str, str]], repetitions: int) -> None:
     print(
         f"longest analysed input ({len(long_prompt)} + {len(long_style)} chars) {per_call:.1f} µs"
     )
+    return p99
 
 
 def main() -> None:
@@ -102,11 +114,18 @@ def main() -> None:
 
     print(f"router {ROUTER_VERSION}")
     all_rows = []
+    accuracies = []
     for name in DATA_FILES:
         rows = _rows(name)
         all_rows.extend(rows)
-        report_accuracy(name, rows)
-    report_timing(all_rows, args.repetitions)
+        accuracies.append(report_accuracy(name, rows))
+    p99 = report_timing(all_rows, args.repetitions)
+    accurate, fast = min(accuracies) >= ACCURACY_TARGET, p99 < P99_TARGET_US
+    print(
+        f"\nworst set {min(accuracies):.1%} (target >= {ACCURACY_TARGET:.0%}): {verdict(accurate)}"
+    )
+    print(f"p99 {p99:.1f} µs (target < {P99_TARGET_US:.0f} µs): {verdict(fast)}")
+    print(f"RESULT routing: {verdict(accurate and fast)}")
 
 
 if __name__ == "__main__":
