@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
 from config.fields import text_pattern
@@ -73,6 +73,46 @@ ERROR_EXAMPLES = {
         "model": "google-imagen",
     },
 }
+
+
+# Headers the API reads or sets besides authentication, stated where they apply.
+PREFER = OpenApiParameter(
+    "Prefer",
+    str,
+    OpenApiParameter.HEADER,
+    description="`respond-async` (RFC 7240): answer `202` at once and generate in the background "
+    "instead of waiting; other preferences are ignored.",
+    examples=[OpenApiExample("Background", value="respond-async")],
+)
+PREFERENCE_APPLIED = OpenApiParameter(
+    "Preference-Applied",
+    str,
+    OpenApiParameter.HEADER,
+    response=[202],
+    description="`respond-async` when the request was queued.",
+)
+LOCATION = OpenApiParameter(
+    "Location",
+    str,
+    OpenApiParameter.HEADER,
+    response=[202],
+    description="The absolute URL to poll for the outcome.",
+)
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    int,
+    OpenApiParameter.HEADER,
+    response=[409, 429],
+    description="Seconds to wait before trying again (with `in_progress`, throttling and the "
+    "per-user caps).",
+)
+NEXT_PAGE = OpenApiParameter(
+    "Link",
+    str,
+    OpenApiParameter.HEADER,
+    response=[200],
+    description='`<url>; rel="next"` when there is a next page; absent on the last one.',
+)
 
 
 def error_responses(

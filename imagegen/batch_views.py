@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.openapi import error_responses
+from config.openapi import LOCATION, RETRY_AFTER, error_responses
 from imagegen import selectors, services
 from imagegen.models import ImageBatch
 from imagegen.serializers import (
@@ -36,6 +36,7 @@ class BatchCreateView(APIView):
         "whose `(projectId, uuid)` already succeeded with the same prompt are reported as "
         "`succeeded` and not generated again. Follow progress with `GET /image-gen/batch/<id>`.",
         request=ImageBatchCreateSerializer,
+        parameters=[LOCATION, RETRY_AFTER],
         responses={
             202: BatchAcceptedSerializer,
             **error_responses(400, 401, 404, 409, 411, 413, 415, 429),

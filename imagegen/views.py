@@ -20,7 +20,14 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from config.cache import CacheOptionalThrottle
 from config.ids import ID_PATTERN
-from config.openapi import error_responses
+from config.openapi import (
+    LOCATION,
+    NEXT_PAGE,
+    PREFER,
+    PREFERENCE_APPLIED,
+    RETRY_AFTER,
+    error_responses,
+)
 from config.pagination import LinkHeaderCursorPagination
 from imagegen import openapi, services
 from imagegen.filters import ImageFilter
@@ -83,6 +90,7 @@ def owned_images(request: Request):
                 pattern=f"^{ID_PATTERN}$",
                 description="Only this project's images (404 if it is not yours).",
             ),
+            NEXT_PAGE,
         ],
         responses={200: ImageSerializer(many=True), **error_responses(400, 401, 404)},
         examples=[openapi.LIST_ANSWER],
@@ -121,6 +129,12 @@ class ImageListCreateView(generics.ListAPIView):
         "the stored one for the same `(projectId, uuid)`, prompt, style and aspect ratio, "
         "without calling a vendor. `model` is `auto` or a configured route name.",
         request=ImageGenerateSerializer,
+        parameters=[
+            PREFER,
+            PREFERENCE_APPLIED,
+            LOCATION,
+            RETRY_AFTER,
+        ],
         responses={
             201: GenerationAnswerSerializer,
             202: OpenApiResponse(

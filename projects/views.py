@@ -7,7 +7,7 @@ from rest_framework import status, viewsets
 from rest_framework.response import Response
 
 from config.ids import ID_PATTERN
-from config.openapi import error_responses
+from config.openapi import NEXT_PAGE, error_responses
 from config.pagination import LinkHeaderCursorPagination
 from projects import selectors, services
 from projects.models import Project
@@ -36,6 +36,7 @@ PROJECT_EXAMPLES = [
         summary="List your projects",
         description="Your projects, newest first, as a JSON array; the next page's URL is in the "
         '`Link: <...>; rel="next"` header.',
+        parameters=[NEXT_PAGE],
         responses={200: ProjectSerializer(many=True), **error_responses(400, 401)},
     ),
     create=extend_schema(

@@ -169,6 +169,20 @@ def test_generation_is_documented_with_the_seed_example(schema):
     assert {key: seed_answer[key] for key in SEED_ANSWER} == SEED_ANSWER
 
 
+def test_the_headers_clients_act_on_are_documented(schema):
+    generate = schema["paths"]["/image-gen"]["post"]
+    batch = schema["paths"]["/image-gen/batch"]["post"]
+
+    assert [(p["in"], p["name"]) for p in generate["parameters"]] == [("header", "Prefer")]
+    assert set(generate["responses"]["202"]["headers"]) == {"Preference-Applied", "Location"}
+    for status in ("409", "429"):
+        assert set(generate["responses"][status]["headers"]) == {"Retry-After"}
+        assert set(batch["responses"][status]["headers"]) == {"Retry-After"}
+    assert set(batch["responses"]["202"]["headers"]) == {"Location"}
+    for path in ("/image-gen", "/projects"):
+        assert set(schema["paths"][path]["get"]["responses"]["200"]["headers"]) == {"Link"}
+
+
 def test_patch_is_documented_with_the_seed_example(schema):
     patch = schema["paths"]["/image-gen/{image_id}"]["patch"]
 
