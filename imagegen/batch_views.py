@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.openapi import LOCATION, RETRY_AFTER, error_responses
+from config.throttling import GenerationThrottle
 from imagegen import selectors, services
 from imagegen.models import ImageBatch
 from imagegen.serializers import (
@@ -18,7 +19,6 @@ from imagegen.serializers import (
     BatchStatusSerializer,
     ImageBatchCreateSerializer,
 )
-from imagegen.views import GenerationThrottle
 from projects.models import Project
 
 
@@ -26,7 +26,6 @@ class BatchCreateView(APIView):
     """`POST /image-gen/batch`: record a storyboard's images and generate them in the background."""
 
     throttle_classes = (GenerationThrottle,)
-    throttle_scope = "image-generation"
 
     @extend_schema(
         summary="Submit a storyboard",

@@ -15,10 +15,7 @@ from drf_spectacular.utils import (
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
-from rest_framework.throttling import ScopedRateThrottle
 
-from config.cache import CacheOptionalThrottle
 from config.ids import ID_PATTERN
 from config.openapi import (
     LOCATION,
@@ -29,6 +26,7 @@ from config.openapi import (
     error_responses,
 )
 from config.pagination import LinkHeaderCursorPagination
+from config.throttling import GenerationThrottle
 from imagegen import openapi, services
 from imagegen.filters import ImageFilter
 from imagegen.models import GeneratedImage
@@ -41,25 +39,6 @@ from imagegen.serializers import (
     ImageWithProjectSerializer,
 )
 from projects.models import Project
-
-
-class GenerationThrottle(CacheOptionalThrottle, ScopedRateThrottle):
-    """`IMAGEGEN_THROTTLE_RATE` per user, on generation only (reads are not throttled).
-
-    The history lives in the default cache (Redis when `CACHE_URL` is set), so every worker
-    process counts against the same limit; while that cannot be reached, nothing is counted.
-    """
-
-    @property
-    def THROTTLE_RATES(self) -> dict[str, str]:  # noqa: N802  (DRF's attribute name)
-        # DRF copies the rates into the class at import; read them per request instead, so the
-        # configured rate is the one in force.
-        return api_settings.DEFAULT_THROTTLE_RATES
-
-    def allow_request(self, request: Request, view: object) -> bool:
-        if request.method != "POST":
-            return True
-        return super().allow_request(request, view)
 
 
 def prefers_respond_async(request: Request) -> bool:
@@ -103,7 +82,6 @@ class ImageListCreateView(generics.ListAPIView):
     filterset_class = ImageFilter
     pagination_class = LinkHeaderCursorPagination
     throttle_classes = (GenerationThrottle,)
-    throttle_scope = "image-generation"
 
     def get_queryset(self):
         return owned_images(self.request)
@@ -221,7 +199,7 @@ class BodyRequiredSchema(AutoSchema):
     delete=extend_schema(
         summary="Delete one image",
         description="Deletes the record and its stored object.",
-        responses={204: None, **error_responses(401, 404)},
+        responses={204: None, **error_responses(401, 404, 429)},
     ),
 )
 class ImageDetailView(generics.RetrieveAPIView):
@@ -251,7 +229,7 @@ class ImageDetailView(generics.RetrieveAPIView):
                     "image": ImageWithProjectSerializer(),
                 },
             ),
-            **error_responses(400, 401, 404, 409, 411, 413, 415),
+            **error_responses(400, 401, 404, 409, 411, 413, 415, 429),
         },
         examples=[openapi.PATCH_REQUEST, openapi.PATCH_ANSWER],
     )

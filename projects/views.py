@@ -41,7 +41,7 @@ PROJECT_EXAMPLES = [
     ),
     create=extend_schema(
         summary="Create a project",
-        responses={201: ProjectSerializer, **error_responses(400, 401, 411, 413, 415)},
+        responses={201: ProjectSerializer, **error_responses(400, 401, 411, 413, 415, 429)},
         examples=PROJECT_EXAMPLES,
     ),
     retrieve=extend_schema(
@@ -49,13 +49,13 @@ PROJECT_EXAMPLES = [
     ),
     partial_update=extend_schema(
         summary="Rename a project",
-        responses={200: ProjectSerializer, **error_responses(400, 401, 404, 411, 413, 415)},
+        responses={200: ProjectSerializer, **error_responses(400, 401, 404, 411, 413, 415, 429)},
         examples=PROJECT_EXAMPLES,
     ),
     destroy=extend_schema(
         summary="Delete a project",
         description="Deletes the project, its images and their stored objects.",
-        responses={204: None, **error_responses(401, 404)},
+        responses={204: None, **error_responses(401, 404, 429)},
     ),
 )
 class ProjectViewSet(viewsets.ModelViewSet):

@@ -303,8 +303,12 @@ REST_FRAMEWORK = {
     # JSON is the only format: ?format=xml would be a misleading 404, and a list's ?format=
     # an unknown parameter like any other.
     "URL_FORMAT_OVERRIDE": None,
+    # Writes other than generation (projects, image edits and deletes), per user; views that
+    # generate or log in set their own.
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.WriteThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "image-generation": env.str("IMAGEGEN_THROTTLE_RATE", default="120/min"),
+        "writes": env.str("API_WRITE_THROTTLE_RATE", default="120/min"),
         "auth": env.str("AUTH_THROTTLE_RATE", default="30/min"),
     },
     "UNAUTHENTICATED_USER": None,

@@ -44,5 +44,9 @@ IMAGEGEN_BACKOFF_BASE = 0.0
 IMAGEGEN_BACKOFF_CAP = 0.0
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,  # noqa: F405
-    "DEFAULT_THROTTLE_RATES": {"image-generation": "10000/min", "auth": "10000/min"},
+    "DEFAULT_THROTTLE_RATES": {
+        "image-generation": "10000/min",
+        "writes": "10000/min",
+        "auth": "10000/min",
+    },
 }

@@ -472,6 +472,38 @@ def test_rate_limit_is_per_user_and_spares_reads(
     assert post_image(other_api, other_project, uuid=new_uuid()).status_code == 201
 
 
+@pytest.fixture
+def write_rate(settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+            "writes": "3/min",
+        },
+    }
+
+
+def test_other_writes_are_throttled_per_user_apart_from_generation(
+    api, other_api, project, vendors, write_rate
+):
+    image = GeneratedImageFactory(project=project)
+    writes = [
+        api.post("/projects", {"name": "one"}, format="json").status_code,
+        api.patch(f"/projects/{project.id}", {"name": "renamed"}, format="json").status_code,
+        api.patch(f"/image-gen/{image.id}", {"art_style": "sepia"}, format="json").status_code,
+    ]
+    vendors.recraft()
+
+    refused = api.delete(f"/image-gen/{image.id}")
+
+    assert writes == [201, 200, 200]
+    assert (refused.status_code, refused.json()["code"]) == (429, "throttled")
+    assert GeneratedImage.objects.filter(pk=image.pk).exists()
+    assert api.get(f"/image-gen/{image.id}").status_code == 200
+    assert post_image(api, project, uuid=new_uuid()).status_code == 201
+    assert other_api.post("/projects", {"name": "theirs"}, format="json").status_code == 201
+
+
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
