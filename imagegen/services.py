@@ -176,6 +176,7 @@ def image_claim(
             with transaction.atomic():
                 if not Project.objects.lock_for_images(project.pk):
                     raise ProjectGone
+                _lock_owner(user)
                 existing = (
                     GeneratedImage.objects.select_for_update()
                     .filter(project=project, uuid=uuid)
@@ -273,19 +274,23 @@ def _check_capacity(user, status: str) -> None:
         _check_queued(user)
 
 
-def _lock_owner(user) -> int:
+def _lock_owner(user) -> None:
     """Lock the owner's row (`user` or a user id) until the transaction commits, so concurrent
-    requests count its images one after the other and a cap holds; return the id."""
+    requests count its images one after the other and the per-user caps hold.
+
+    Every transaction that claims or queues images takes its locks in one order: the project,
+    then the owner, then image rows (and new rows' uuids). A request and a storyboard for the
+    same uuid that took them in different orders each waited for the other (a deadlock).
+    """
     user_id = getattr(user, "pk", user)
     get_user_model().objects.select_for_update().filter(pk=user_id).values_list("pk").get()
-    return user_id
 
 
 def _check_in_flight(user) -> None:
     """Raise `TooManyInFlight` when `user` (or a user id) is at the cap. Call it inside the
-    transaction that starts the generation."""
+    transaction that starts the generation, with the owner's row locked (`_lock_owner`)."""
     cap = settings.IMAGEGEN_MAX_IN_FLIGHT_PER_USER
-    user_id = _lock_owner(user)
+    user_id = getattr(user, "pk", user)
     since = timezone.now() - timedelta(seconds=settings.IMAGEGEN_RUNNING_LEASE)
     running = GeneratedImage.objects.filter(
         user_id=user_id,
@@ -304,9 +309,10 @@ def _check_in_flight(user) -> None:
 def _check_queued(user, *, adding: int = 1) -> None:
     """Raise `TooManyQueued` when `user` (or a user id) would have more than its cap of images
     pending once `adding` more are (0: the new ones are recorded in this transaction already).
-    Call it inside the transaction that queues them."""
+    Call it inside the transaction that queues them, with the owner's row locked (`_lock_owner`).
+    """
     cap = settings.IMAGEGEN_MAX_QUEUED_PER_USER
-    user_id = _lock_owner(user)
+    user_id = getattr(user, "pk", user)
     queued = GeneratedImage.objects.filter(
         user_id=user_id, status=GeneratedImage.Status.PENDING
     ).count()
@@ -1183,6 +1189,7 @@ def image_regenerate(*, image: GeneratedImage) -> GeneratedImage:
     """
     decision = routing.route(image.visual_prompt, image.art_style)
     with transaction.atomic():
+        _lock_owner(image.user_id)
         locked = GeneratedImage.objects.select_for_update().get(pk=image.pk)
         _check_claimable(locked)
         _check_in_flight(locked.user_id)
@@ -1339,6 +1346,7 @@ def batch_create(*, user, project, items: Sequence[BatchItem]) -> BatchOutcome:
     with transaction.atomic():
         if not Project.objects.lock_for_images(project.pk):
             raise ProjectGone
+        _lock_owner(user)
         batch = ImageBatch.objects.create(user=user, project=project)
         created = _create_pending(user=user, project=project, items=items)
         if created:

@@ -21,7 +21,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from conftest import S3_BUCKET
 from imagegen import services
-from imagegen.exceptions import TooManyInFlight
+from imagegen.exceptions import GenerationInProgress, TooManyInFlight
 from imagegen.models import GeneratedImage
 from imagegen.services import REPLAY_MESSAGE
 from imagegen.testing.fake_vendors import FakeVendorServer
@@ -74,6 +74,53 @@ def test_in_flight_cap_holds_under_concurrent_claims(project, settings):
 
     assert sorted(outcomes) == ["claimed"] * 2 + ["refused"] * (PARALLEL_REQUESTS - 2)
     assert GeneratedImage.objects.filter(status="running").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_and_a_storyboard_for_the_same_new_uuid_do_not_deadlock(project, monkeypatch):
+    # The storyboard has inserted the uuid's row and is about to count its owner's queue; the
+    # request (which has found no row yet) asks for the owner's lock meanwhile.
+    inserted = threading.Event()
+    count_queue = services._check_queued
+
+    def after_inserting(*args, **kwargs):
+        inserted.set()
+        time.sleep(0.5)
+        return count_queue(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_check_queued", after_inserting)
+    fields = {"visual_prompt": SEED_POST["visual_prompt"], "art_style": SEED_POST["art_style"]}
+    failures: list[BaseException] = []
+
+    def storyboard() -> None:
+        try:
+            services.batch_create(
+                user=project.owner,
+                project=project,
+                items=[services.BatchItem(uuid="segment-1", **fields)],
+            )
+        except BaseException as exc:  # noqa: BLE001  (reported below)
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    def request() -> None:
+        inserted.wait(timeout=10)
+        try:
+            services.image_claim(user=project.owner, project=project, uuid="segment-1", **fields)
+        except BaseException as exc:  # noqa: BLE001
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=storyboard), threading.Thread(target=request)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [type(failure) for failure in failures] == [GenerationInProgress]
+    assert GeneratedImage.objects.filter(uuid="segment-1").count() == 1
 
 
 def free_port() -> int:
