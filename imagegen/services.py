@@ -437,6 +437,7 @@ def _try_provider(
 ) -> ProviderSuccess | None:
     """Up to `IMAGEGEN_PROVIDER_ATTEMPTS` calls to one provider; None when it gave up."""
     breaker = CircuitBreaker(provider.name)
+    first_error = len(errors)
     for attempt in range(settings.IMAGEGEN_PROVIDER_ATTEMPTS):
         started = time.monotonic()
         if not breaker.allow():
@@ -477,7 +478,7 @@ def _try_provider(
                 breaker.record_failure(exc.message)
             else:
                 breaker.record_success()  # it answered (a block, a 400): the vendor is up
-            if not exc.retryable or attempt + 1 == exc.max_attempts:
+            if not exc.retryable or _answered_alike_enough(exc, errors[first_error:]):
                 return None
             if attempt + 1 < settings.IMAGEGEN_PROVIDER_ATTEMPTS:
                 sleep(backoff_delay(attempt, exc.retry_after))
@@ -497,6 +498,12 @@ def _try_provider(
         )
         return success
     return None
+
+
+def _answered_alike_enough(exc: ProviderError, errors: list[tuple[str, ProviderError]]) -> bool:
+    """True once this provider gave `exc`'s kind of failure its `max_attempts` times."""
+    alike = sum(1 for _, error in errors if type(error) is type(exc))
+    return exc.max_attempts is not None and alike >= exc.max_attempts
 
 
 def call_providers(

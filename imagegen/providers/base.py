@@ -84,8 +84,8 @@ class ProviderError(Exception):
 
     outcome: ClassVar[str] = "unavailable"
     retryable: ClassVar[bool] = False
-    # Calls to one provider for one image after which this error is not retried (None: the
-    # IMAGEGEN_PROVIDER_ATTEMPTS setting alone decides).
+    # Answers of this kind from one provider for one image after which it is not retried
+    # (None: the IMAGEGEN_PROVIDER_ATTEMPTS setting alone decides).
     max_attempts: ClassVar[int | None] = None
     counts_against_breaker: ClassVar[bool] = True
 

@@ -176,6 +176,24 @@ def test_no_image_from_every_provider_is_a_422_naming_the_prompt(
     assert len(no_sleep) == 1
 
 
+def test_two_imageless_answers_end_the_retries_whatever_came_between(
+    api, project, vendors, no_sleep, settings
+):
+    google_only(settings)
+    settings.IMAGEGEN_PROVIDER_ATTEMPTS = 5
+    vendors.gemini(body=text_only_answer())
+    vendors.gemini(503, vendor_payloads.gemini_error(503, "UNAVAILABLE", "The model is overloaded"))
+    vendors.gemini(body=text_only_answer())
+
+    response = post(api, project, model="google-imagen")
+
+    assert outcomes(response) == [
+        ("google-imagen", "no_image"),
+        ("google-imagen", "unavailable"),
+        ("google-imagen", "no_image"),
+    ]
+
+
 def test_one_users_imageless_prompts_do_not_open_the_circuit_for_everyone(
     api, project, vendors, no_sleep, settings
 ):
