@@ -57,6 +57,7 @@ class GeneratedImage(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     background = models.BooleanField(
         default=False,
+        db_default=False,
         help_text="Queued for a worker (a storyboard, respond-async), not generated in a request: "
         "the per-user in-flight cap counts only request-time generations.",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import timedelta
 from decimal import Decimal
 
@@ -536,6 +537,25 @@ def test_image_regenerate_routes_the_edited_prompt_again(vendors, no_sleep):
     assert image.routing_category == "artistic"
     assert image.model == "google-imagen"
     assert vendors.calls("recraft") == 0
+
+
+def test_image_regenerate_runs_as_a_request_against_the_in_flight_cap(vendors, no_sleep, settings):
+    settings.IMAGEGEN_MAX_IN_FLIGHT_PER_USER = 1
+    image = stored_image()
+    GeneratedImage.objects.filter(pk=image.pk).update(background=True)
+    seen = []
+    vendors.mock.add_callback(
+        "POST",
+        vendors.recraft_url,
+        callback=lambda request: (
+            seen.append(GeneratedImage.objects.filter(status="running", background=False).count())
+            or (200, {}, json.dumps(vendor_payloads.recraft_success()))
+        ),
+    )
+
+    services.image_regenerate(image=image)
+
+    assert seen == [1]
 
 
 def test_image_regenerate_refuses_a_running_image_without_calling_a_vendor(vendors):

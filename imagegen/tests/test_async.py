@@ -446,6 +446,17 @@ def test_sweep_queues_a_stale_running_image_again_and_it_generates(
     assert vendors.calls("recraft") == 1
 
 
+def test_a_request_time_image_the_sweep_queues_again_is_background_work(project, settings):
+    image = GeneratedImageFactory(
+        project=project, status="running", background=False, started_at=stale(settings), s3_key=""
+    )
+
+    services.images_sweep_stale()
+
+    image.refresh_from_db()
+    assert (image.status, image.background) == ("pending", True)
+
+
 def test_sweep_fails_an_image_whose_second_run_also_went_stale(project, settings):
     image = GeneratedImageFactory(
         project=project,

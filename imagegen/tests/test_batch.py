@@ -534,3 +534,56 @@ def test_the_migration_keeps_each_batchs_images_as_its_items():
         "s-1",
         "s-2",
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_marks_queued_work_as_background():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("imagegen", "0004_prompts_in_nfc")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    project = ProjectFactory()
+    batch = old.get_model("imagegen", "ImageBatch").objects.create(
+        project_id=project.id, user_id=project.owner_id
+    )
+    Image = old.get_model("imagegen", "GeneratedImage")  # noqa: N806
+    rows = {
+        "queued": ("pending", None),
+        "storyboard-running": ("running", batch.id),
+        "request-running": ("running", None),
+        "done": ("succeeded", batch.id),
+    }
+    for uuid, (status, batch_id) in rows.items():
+        Image.objects.create(
+            id=uuid,
+            project_id=project.id,
+            user_id=project.owner_id,
+            uuid=uuid,
+            status=status,
+            batch_id=batch_id,
+        )
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert dict(GeneratedImage.objects.values_list("uuid", "background")) == {
+        "queued": True,
+        "storyboard-running": True,
+        "request-running": False,
+        "done": False,
+    }
+    with connection.cursor() as cursor:  # a row inserted without the column, as before it
+        cursor.execute(
+            "INSERT INTO imagegen_generatedimage (id, project_id, user_id, uuid, visual_prompt, "
+            "art_style, aspect_ratio, requested_model, status, model, provider_model, message, "
+            "error_code, block_reason, s3_key, cost_usd, routing_category, routing_signals, "
+            "router_version, created_at, updated_at) SELECT 'olderrelease', project_id, user_id, "
+            "'older-release', visual_prompt, art_style, aspect_ratio, requested_model, status, "
+            "model, provider_model, message, error_code, block_reason, s3_key, cost_usd, "
+            "routing_category, routing_signals, router_version, created_at, updated_at "
+            "FROM imagegen_generatedimage WHERE uuid = 'done'"
+        )
+    assert GeneratedImage.objects.get(uuid="older-release").background is False
