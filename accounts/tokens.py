@@ -94,13 +94,28 @@ class TokenBlacklistStrictSerializer(StringsOnly, TokenBlacklistSerializer):
 def check_password_unchanged(token: Token, user: Any) -> None:
     """Refuse a token issued before `user`'s password last changed (SIMPLE_JWT's
     CHECK_REVOKE_TOKEN: tokens carry a digest of the password hash they were issued under)."""
+    check_revocable(token)
     if token.get(api_settings.REVOKE_TOKEN_CLAIM) != get_md5_hash_password(user.password):
         raise PasswordChanged
+
+
+def check_revocable(token: Token) -> None:
+    """Refuse a token from before tokens carried the password's digest (issued by an earlier
+    release), saying so: it is not that the password changed."""
+    if api_settings.REVOKE_TOKEN_CLAIM not in token.payload:
+        raise TokenPredatesRevocation
 
 
 class PasswordChanged(AuthenticationFailed):
     default_detail = _("The password has changed since this token was issued; log in again.")
     default_code = "password_changed"
+
+
+class TokenPredatesRevocation(AuthenticationFailed):
+    default_detail = _(
+        "This token was issued before tokens could be revoked by a password change; log in again."
+    )
+    default_code = "token_outdated"
 
 
 class BearerAuthentication(JWTAuthentication):
@@ -114,6 +129,7 @@ class BearerAuthentication(JWTAuthentication):
         return super().get_raw_token(header)
 
     def get_user(self, validated_token: Token) -> Any:
+        check_revocable(validated_token)
         try:
             return super().get_user(validated_token)
         except _UNUSABLE_USER_ID:

@@ -258,6 +258,19 @@ def test_a_password_change_revokes_every_token_issued_before_it(user):
     assert bearer(fresh.json()["access"]).get("/projects").status_code == 200
 
 
+def test_a_token_from_before_revocation_is_refused_for_what_it_is(user):
+    access, refresh = AccessToken.for_user(user), RefreshToken.for_user(user)
+    del access["hash_password"]
+    del refresh["hash_password"]
+
+    used = bearer(str(access)).get("/projects")
+    traded = APIClient().post("/auth/token/refresh", {"refresh": str(refresh)}, format="json")
+
+    for response in (used, traded):
+        assert (response.status_code, response.json()["code"]) == (401, "token_outdated")
+        assert "log in again" in response.json()["message"]
+
+
 def test_logging_out_retires_the_refresh_token(user):
     pair = obtain_pair(user)
 
