@@ -92,6 +92,15 @@ _GEMINI_CONFIG_FIELDS = frozenset(
         "seed",
         "maxOutputTokens",
         "stopSequences",
+        "responseMimeType",
+        "responseSchema",
+        "presencePenalty",
+        "frequencyPenalty",
+        "responseLogprobs",
+        "logprobs",
+        "thinkingConfig",
+        "mediaResolution",
+        "speechConfig",
     }
 )
 _GEMINI_IMAGE_FIELDS = frozenset({"aspectRatio", "imageSize"})
@@ -119,7 +128,8 @@ def _recraft_refusal(headers: Mapping[str, str], payload: Any) -> Refusal | None
     if not isinstance(payload, dict):
         return _recraft_bad("the body must be a JSON object")
     prompt, model = payload.get("prompt"), payload.get("model", "recraftv4_1")
-    if model not in RECRAFT_MODELS:
+    # `*_vector` models are real (they draw SVG, which is no use to us, but the vendor takes them).
+    if model.removesuffix("_vector") not in RECRAFT_MODELS:
         return _recraft_bad(f"unknown model {model!r}")
     v4 = model.startswith("recraftv4")
     if not isinstance(prompt, str) or not prompt.strip():

@@ -42,6 +42,7 @@ def with_image_config(**image_config) -> dict:
         {**RECRAFT_OK, "model": "recraftv3", "style": "realistic_image", "size": "1820x1024"},
         {**RECRAFT_OK, "size": "16:9", "response_format": "b64_json", "image_format": "png"},
         {"prompt": "x" * 10000, "model": "recraftv4_1"},
+        {**RECRAFT_OK, "model": "recraftv4_vector"},  # SVG: real, though no use to us
     ],
 )
 def test_recraft_takes_what_its_documentation_allows(payload):
