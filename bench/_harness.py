@@ -261,13 +261,14 @@ class Harness:
         with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{DATABASE}"')
+        # Dropped however the run ends, a failed migration included: names are per run.
+        self.stack.callback(self._drop_database)
         subprocess.run(
             [PYTHON, "manage.py", "migrate", "--no-input", "--skip-checks", "-v", "0"],
             cwd=REPO_ROOT,
             env=self.env,
             check=True,
         )
-        self.stack.callback(self._drop_database)
 
     @staticmethod
     def _drop_database() -> None:
