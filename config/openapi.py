@@ -102,10 +102,15 @@ RETRY_AFTER = OpenApiParameter(
     "Retry-After",
     int,
     OpenApiParameter.HEADER,
-    response=[409, 429],
-    description="Seconds to wait before trying again (with `in_progress`, throttling and the "
-    "per-user caps).",
+    response=[409],
+    description="Seconds to wait before trying again (with `in_progress`).",
 )
+RETRY_AFTER_HEADER = {
+    "schema": {"type": "integer"},
+    "description": "Seconds to wait before trying again.",
+}
+
+
 NEXT_PAGE = OpenApiParameter(
     "Link",
     str,
@@ -168,4 +173,17 @@ def paths_without_trailing_slash(
 ) -> dict[str, Any]:
     """Document `/image-gen`, as the seed does, not `/image-gen/` (both work)."""
     result["paths"] = {path.rstrip("/") or "/": item for path, item in result["paths"].items()}
+    return result
+
+
+def document_retry_after(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
+    """Every 429 carries `Retry-After`, whichever limit refused it (a throttle or a per-user
+    cap): added to each one here rather than declared on each view."""
+    for operations in result["paths"].values():
+        for operation in operations.values():
+            refused = operation.get("responses", {}).get("429")
+            if refused is not None:
+                refused.setdefault("headers", {})["Retry-After"] = RETRY_AFTER_HEADER
     return result

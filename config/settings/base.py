@@ -352,6 +352,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.openapi.paths_without_trailing_slash",
+        "config.openapi.document_retry_after",
     ],
 }
 

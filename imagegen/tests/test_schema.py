@@ -179,6 +179,14 @@ def test_the_headers_clients_act_on_are_documented(schema):
         assert set(generate["responses"][status]["headers"]) == {"Retry-After"}
         assert set(batch["responses"][status]["headers"]) == {"Retry-After"}
     assert set(batch["responses"]["202"]["headers"]) == {"Location"}
+    refusals = [
+        operation["responses"]["429"]
+        for operations in schema["paths"].values()
+        for operation in operations.values()
+        if "429" in operation["responses"]
+    ]
+    assert len(refusals) >= 9
+    assert all(set(refused["headers"]) == {"Retry-After"} for refused in refusals)
     for path in ("/image-gen", "/projects"):
         assert set(schema["paths"][path]["get"]["responses"]["200"]["headers"]) == {"Link"}
 
