@@ -1,5 +1,6 @@
 """simplejwt's token views, throttled per client against password guessing."""
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiResponse,
@@ -72,7 +73,7 @@ class TokenRefreshView(jwt_views.TokenRefreshView):
             "account at once, change its password."
         ),
         responses={
-            200: OpenApiResponse(description="Retired; the body is `{}`."),
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="Retired; the body is `{}`."),
             **error_responses(400, 429),
             401: WRONG_CREDENTIALS,
         },

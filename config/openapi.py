@@ -162,6 +162,7 @@ class CharFieldSchema(OpenApiSerializerFieldExtension):
             direction == "request"
             and schema is not None
             and schema.get("type") == "string"
+            and "pattern" not in schema  # the field's own (extend_schema_field)
             and not any(isinstance(validator, RegexValidator) for validator in field.validators)
         ):
             schema["pattern"] = text_pattern(field)

@@ -19,6 +19,7 @@ from drf_spectacular.extensions import (
     OpenApiSerializerExtension,
     OpenApiSerializerFieldExtension,
 )
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 
@@ -28,6 +29,7 @@ from config.text import shown
 from imagegen.models import GeneratedImage
 from imagegen.providers.base import ASPECT_RATIOS
 from imagegen.providers.registry import get_providers
+from imagegen.services import IMAGES_PREFIX
 
 # The strictest configured route (Recraft V2/V3) takes 1000 characters of prompt in all: the
 # scene, ". Art style: " and the style must fit together.
@@ -112,6 +114,23 @@ class ImageGenerateSerializer(serializers.Serializer):
     aspect_ratio = aspect_ratio_field()
 
 
+# The keys PATCH takes, as far as a pattern can say (`services.validate_image_key` decides, and
+# also needs the object to exist): under `images/<projectId>/`, segments that are neither "."
+# nor "..", without backslashes or control characters.
+_KEY_REFUSED = r"/\\\u0000-\u001f\u007f-\u009f"
+_KEY_SEGMENT = (
+    rf"(?:[^.{_KEY_REFUSED}][^{_KEY_REFUSED}]*"
+    rf"|\.[^.{_KEY_REFUSED}][^{_KEY_REFUSED}]*"
+    rf"|\.\.[^{_KEY_REFUSED}]+)"
+)
+STORAGE_KEY_PATTERN = rf"^{IMAGES_PREFIX}/{ID_PATTERN}/{_KEY_SEGMENT}(?:/{_KEY_SEGMENT})*$"
+
+
+@extend_schema_field({"type": "string", "maxLength": 1024, "pattern": STORAGE_KEY_PATTERN})
+class StorageKeyField(StrictCharField):
+    """A storage key, published in the schema with the shape `validate_image_key` accepts."""
+
+
 class ImagePatchSerializer(serializers.Serializer):
     """The body of `PATCH /image-gen/<id>`: prompt, style and/or key; read-only fields ignored."""
 
@@ -119,7 +138,7 @@ class ImagePatchSerializer(serializers.Serializer):
     art_style = StrictCharField(
         max_length=MAX_ART_STYLE_CHARS, allow_blank=True, required=False, nfc=True
     )
-    s3_key = StrictCharField(max_length=1024, required=False, trim_whitespace=False)
+    s3_key = StorageKeyField(max_length=1024, required=False, trim_whitespace=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs:

@@ -873,6 +873,14 @@ _KEY_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
 MAX_KEY_BYTES = 1024
 
 
+def is_plain_key(s3_key: str) -> bool:
+    """No `..`, `.` or empty segments (so no leading or trailing `/`), backslashes or control
+    characters (the schema's `s3_key` pattern says the same)."""
+    return not _KEY_FORBIDDEN.search(s3_key) and all(
+        segment not in ("", ".", "..") for segment in s3_key.split("/")
+    )
+
+
 def validate_image_key(*, image: GeneratedImage, s3_key: str) -> str:
     """Accept only an existing key inside the image's own project namespace, in canonical form.
 
@@ -881,9 +889,7 @@ def validate_image_key(*, image: GeneratedImage, s3_key: str) -> str:
     projects, the key of another image, and keys with no object behind them.
     """
     namespace = project_namespace(image.project_id)
-    if _KEY_FORBIDDEN.search(s3_key) or any(
-        segment in ("", ".", "..") for segment in s3_key.split("/")
-    ):
+    if not is_plain_key(s3_key):
         raise InvalidStorageKey(
             "s3_key must be a plain relative key: no '..', '.' or empty segments, no leading or "
             "trailing '/', backslashes or control characters."

@@ -19,7 +19,8 @@ from openapi_schema_validator import (
 from rest_framework import serializers
 
 from accounts.tokens import TokenObtainStrictSerializer, TokenRefreshOnceSerializer
-from imagegen import openapi
+from config.ids import ID_PATTERN
+from imagegen import openapi, services
 from imagegen.serializers import (
     BatchItemSerializer,
     GenerationAnswerSerializer,
@@ -382,7 +383,13 @@ def request_schema_accepts(schema: dict, component: str, body: object) -> bool:
             "/image-gen/{image_id}",
             "PatchedImagePatchRequest",
             ImagePatchSerializer,
-            [{}, {"id": "x"}, {"art_style": ""}, {"visual_prompt": "A fox"}, {"s3_key": "k.jpg"}],
+            [
+                {},
+                {"id": "x"},
+                {"art_style": ""},
+                {"visual_prompt": "A fox"},
+                {"s3_key": "images/clxyz123abc/k.jpg"},
+            ],
         ),
         (
             "/projects/{id}",
@@ -449,6 +456,49 @@ TEXT_SAMPLES = [
 ]
 
 
+KEY_SAMPLES = [
+    *(f"images/clxyz123abc/{text}" for text in TEXT_SAMPLES),
+    *(f"images/clxyz123abc/a/{text}.jpg" for text in TEXT_SAMPLES),
+    "images/clxyz123abc/segment-001.jpg",
+    "images/clxyz123abc/../other/segment-001.jpg",
+    "images/clxyz123abc/./segment-001.jpg",
+    "images/clxyz123abc/...",
+    "images/clxyz123abc/.hidden",
+    "images/clxyz123abc/..x",
+    "images/clxyz123abc/",
+    "images/clxyz123abc//x.jpg",
+    "images/clxyz123abc/x.jpg/",
+    "/images/clxyz123abc/x.jpg",
+    "images/clxyz123abc/a\\b.jpg",
+    "images/not-an-id!/x.jpg",
+    "images/x.jpg",
+    "other/clxyz123abc/x.jpg",
+    "k.jpg",
+]
+
+
+def test_s3_key_takes_in_the_schema_the_keys_of_the_server_shape(schema):
+    field = ImagePatchSerializer().fields["s3_key"]
+    field_schema = schema["components"]["schemas"]["PatchedImagePatchRequest"]["properties"][
+        "s3_key"
+    ]
+    validator = OAS30WriteValidator(field_schema, format_checker=oas30_format_checker)
+
+    for sample in KEY_SAMPLES:
+        try:
+            field.run_validation(sample)
+        except serializers.ValidationError:
+            expected = False
+        else:
+            prefix, project, *_ = [*sample.split("/"), ""]
+            expected = (
+                services.is_plain_key(sample)
+                and prefix == "images"
+                and re.fullmatch(ID_PATTERN, project) is not None
+            )
+        assert validator.is_valid(sample) is expected, sample
+
+
 @pytest.mark.parametrize(
     ("component", "name", "field"),
     [
@@ -456,7 +506,6 @@ TEXT_SAMPLES = [
             ("ImageGenerateRequest", name, ImageGenerateSerializer().fields[name])
             for name in ["visual_prompt", "art_style"]
         ),
-        ("PatchedImagePatchRequest", "s3_key", ImagePatchSerializer().fields["s3_key"]),
         ("ProjectRequest", "name", ProjectSerializer().fields["name"]),
         ("TokenObtainStrictRequest", "username", TokenObtainStrictSerializer().fields["username"]),
         ("TokenObtainStrictRequest", "password", TokenObtainStrictSerializer().fields["password"]),
