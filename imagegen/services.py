@@ -283,7 +283,11 @@ def _lock_owner(user) -> None:
     same uuid that took them in different orders each waited for the other (a deadlock).
     """
     user_id = getattr(user, "pk", user)
-    get_user_model().objects.select_for_update().filter(pk=user_id).values_list("pk").get()
+    # FOR NO KEY UPDATE: it orders the owner's claims but lets foreign-key checks through (an
+    # admin edit's LogEntry, a row that refers to the user), which FOR UPDATE would make wait.
+    get_user_model().objects.select_for_update(no_key=True).filter(pk=user_id).values_list(
+        "pk"
+    ).get()
 
 
 def _check_in_flight(user) -> None:
@@ -898,7 +902,14 @@ def validate_image_key(*, image: GeneratedImage, s3_key: str) -> str:
         raise InvalidStorageKey(f"s3_key must be at most {MAX_KEY_BYTES} bytes of UTF-8.")
     if not s3_key.startswith(namespace):
         raise InvalidStorageKey(f"s3_key must be a key under {namespace!r} (this image's project).")
-    # Two rows on one object: deleting either would take the other's image with it.
+    _check_key_unheld(image=image, s3_key=s3_key)
+    if not default_storage.exists(s3_key):
+        raise InvalidStorageKey(f"There is no stored object at {s3_key!r}.")
+    return s3_key
+
+
+def _check_key_unheld(*, image: GeneratedImage, s3_key: str) -> None:
+    """Two rows on one object: deleting either would take the other's image with it."""
     holder = (
         GeneratedImage.objects.filter(s3_key=s3_key)
         .exclude(pk=image.pk)
@@ -907,9 +918,14 @@ def validate_image_key(*, image: GeneratedImage, s3_key: str) -> str:
     )
     if holder is not None:
         raise InvalidStorageKey(f"{s3_key!r} is the stored object of image {holder}.")
-    if not default_storage.exists(s3_key):
-        raise InvalidStorageKey(f"There is no stored object at {s3_key!r}.")
-    return s3_key
+
+
+def _check_generated(image: GeneratedImage) -> None:
+    if image.status != GeneratedImage.Status.SUCCEEDED:
+        raise ImageNotGenerated(
+            f"Only a generated image's s3_key can be changed; this one is {image.status}.",
+            id=image.id,
+        )
 
 
 def _stored_jpeg_fields(s3_key: str) -> dict[str, object]:
@@ -966,17 +982,21 @@ def image_update(
         )
         if value is not None
     }
+    stored: dict[str, object] = {}
+    if s3_key is not None:
+        # Storage is read before the row is locked: a slow S3 must not hold the row, nor a
+        # request for its uuid waiting with the owner's lock, nor the owner's requests behind.
+        before = GeneratedImage.objects.get(pk=image.pk)
+        _check_generated(before)
+        stored = _stored_jpeg_fields(validate_image_key(image=before, s3_key=s3_key))
     with transaction.atomic():
         # Locked: a worker taking a queued image waits, and then generates what was written.
         current = GeneratedImage.objects.select_for_update().get(pk=image.pk)
-        if s3_key is not None and current.status != GeneratedImage.Status.SUCCEEDED:
-            raise ImageNotGenerated(
-                f"Only a generated image's s3_key can be changed; this one is {current.status}.",
-                id=current.id,
-            )
-        changes: dict[str, object] = dict(sent)
         if s3_key is not None:
-            changes.update(_stored_jpeg_fields(validate_image_key(image=current, s3_key=s3_key)))
+            # What may have changed since: the image's status, another row taking the key.
+            _check_generated(current)
+            _check_key_unheld(image=current, s3_key=s3_key)
+        changes: dict[str, object] = {**sent, **stored}
         if current.status == GeneratedImage.Status.PENDING and changes.keys() - {"s3_key"}:
             prompt = changes.get("visual_prompt", current.visual_prompt)
             style = changes.get("art_style", current.art_style)
@@ -1202,6 +1222,8 @@ def image_regenerate(*, image: GeneratedImage) -> GeneratedImage:
     """
     decision = routing.route(image.visual_prompt, image.art_style)
     with transaction.atomic():
+        if not Project.objects.lock_for_images(image.project_id):
+            raise ProjectGone
         _lock_owner(image.user_id)
         locked = GeneratedImage.objects.select_for_update().get(pk=image.pk)
         _check_claimable(locked)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -16,17 +17,22 @@ import jwt
 import pytest
 import requests
 from django.conf import settings as django_settings
-from django.db import IntegrityError, connection
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage, storages
+from django.db import IntegrityError, connection, transaction
 from rest_framework_simplejwt.tokens import AccessToken
 
+from accounts.tests.factories import UserFactory
 from conftest import S3_BUCKET
 from imagegen import services
-from imagegen.exceptions import GenerationInProgress, TooManyInFlight
-from imagegen.models import GeneratedImage
+from imagegen.exceptions import GenerationInProgress, ImageConflict, ProjectGone, TooManyInFlight
+from imagegen.models import GeneratedImage, ImageBatch
 from imagegen.services import REPLAY_MESSAGE
+from imagegen.testing import vendor_payloads
 from imagegen.testing.fake_vendors import FakeVendorServer
 from imagegen.tests.factories import GeneratedImageFactory
 from imagegen.tests.test_api import SEED_POST
+from projects.tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -121,6 +127,134 @@ def test_a_request_and_a_storyboard_for_the_same_new_uuid_do_not_deadlock(projec
 
     assert [type(failure) for failure in failures] == [GenerationInProgress]
     assert GeneratedImage.objects.filter(uuid="segment-1").count() == 1
+
+
+def run_together(*targets) -> list[BaseException]:
+    """Run each callable in its own thread (with its own connection); what they raised."""
+    failures: list[BaseException] = []
+
+    def run(target) -> None:
+        try:
+            target()
+        except BaseException as exc:  # noqa: BLE001  (reported to the test)
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(target,)) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures
+
+
+@pytest.mark.django_db(transaction=True)
+def test_regenerating_while_the_owner_is_deleted_waits_and_finds_no_project(monkeypatch):
+    from django.contrib import admin
+
+    from accounts.admin import ImagegenUserAdmin
+    from accounts.models import User
+    from projects import services as project_services
+
+    owner = UserFactory()
+    ProjectFactory(owner=owner)
+    first = ProjectFactory(owner=owner)  # the newest: deleted first
+    image = GeneratedImageFactory(project=first, status="failed", s3_key="")
+    deleted_first = threading.Event()
+    delete_project = project_services.project_delete
+
+    def pausing_after_the_first(*, project) -> None:
+        delete_project(project=project)
+        if project.pk == first.pk:
+            deleted_first.set()
+            time.sleep(0.5)  # the regeneration starts meanwhile
+
+    monkeypatch.setattr(project_services, "project_delete", pausing_after_the_first)
+
+    def regenerate() -> None:
+        deleted_first.wait(timeout=10)
+        services.image_regenerate(image=image)
+
+    failures = run_together(
+        lambda: ImagegenUserAdmin(User, admin.site).delete_model(None, owner), regenerate
+    )
+
+    assert [type(failure) for failure in failures] == [ProjectGone]
+    assert not User.objects.filter(pk=owner.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_referring_to_the_owner_commits_while_a_claim_waits(project):
+    # An admin edit locks the image, then writes a row that refers to its user (its LogEntry):
+    # the foreign key is checked at commit, while a request for the same uuid holds the
+    # owner's lock and waits for the image.
+    image = GeneratedImageFactory(project=project, uuid="segment-1", status="failed", s3_key="")
+    locked = threading.Event()
+
+    def edit() -> None:
+        with transaction.atomic():
+            GeneratedImage.objects.select_for_update().get(pk=image.pk)
+            locked.set()
+            time.sleep(0.5)  # the request takes the owner's lock meanwhile
+            ImageBatch.objects.create(user=project.owner, project=project)
+
+    def request() -> None:
+        locked.wait(timeout=10)
+        services.image_claim(
+            user=project.owner,
+            project=project,
+            uuid="segment-1",
+            visual_prompt=image.visual_prompt,
+            art_style=image.art_style,
+            aspect_ratio=image.aspect_ratio,
+        )
+
+    assert run_together(edit, request) == []
+    assert GeneratedImage.objects.get(pk=image.pk).status == "running"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_patch_reading_a_slow_store_holds_up_none_of_the_owners_requests(
+    project, monkeypatch, s3_storage
+):
+    image = GeneratedImageFactory(project=project, uuid="segment-1", status="succeeded")
+    key = f"images/{project.id}/replacement.jpg"
+    default_storage.save(key, ContentFile(vendor_payloads.image_bytes("JPEG")))
+    reading = threading.Event()
+    backend = type(storages["default"])
+    exists = backend.exists
+
+    def slow_exists(storage, name):
+        reading.set()
+        time.sleep(1.0)
+        return exists(storage, name)
+
+    monkeypatch.setattr(backend, "exists", slow_exists)
+    waited: list[float] = []
+
+    def claim(uuid: str) -> None:
+        reading.wait(timeout=10)
+        time.sleep(0.1)
+        started = time.monotonic()
+        with contextlib.suppress(GenerationInProgress, ImageConflict):
+            services.image_claim(
+                user=project.owner,
+                project=project,
+                uuid=uuid,
+                visual_prompt="A different prompt",
+                art_style="ink",
+            )
+        waited.append(time.monotonic() - started)
+
+    failures = run_together(
+        lambda: services.image_update(image=image, s3_key=key),
+        lambda: claim("segment-1"),
+        lambda: claim("segment-2"),
+    )
+
+    assert failures == []
+    assert max(waited) < 0.5, waited
 
 
 def free_port() -> int:
