@@ -116,8 +116,8 @@ class ImageGenerateSerializer(serializers.Serializer):
 
 # The keys PATCH takes, as far as a pattern can say (`services.validate_image_key` decides, and
 # also needs the object to exist): under `images/<projectId>/`, segments that are neither "."
-# nor "..", without backslashes or control characters.
-_KEY_REFUSED = r"/\\\u0000-\u001f\u007f-\u009f"
+# nor "..", without backslashes, control characters or lone surrogates.
+_KEY_REFUSED = r"/\\\u0000-\u001f\u007f-\u009f\ud800-\udfff"
 _KEY_SEGMENT = (
     rf"(?:[^.{_KEY_REFUSED}][^{_KEY_REFUSED}]*"
     rf"|\.[^.{_KEY_REFUSED}][^{_KEY_REFUSED}]*"

@@ -129,7 +129,7 @@ def _recraft_refusal(headers: Mapping[str, str], payload: Any) -> Refusal | None
         return _recraft_bad("the body must be a JSON object")
     prompt, model = payload.get("prompt"), payload.get("model", "recraftv4_1")
     # `*_vector` models are real (they draw SVG, which is no use to us, but the vendor takes them).
-    if model.removesuffix("_vector") not in RECRAFT_MODELS:
+    if not isinstance(model, str) or model.removesuffix("_vector") not in RECRAFT_MODELS:
         return _recraft_bad(f"unknown model {model!r}")
     v4 = model.startswith("recraftv4")
     if not isinstance(prompt, str) or not prompt.strip():

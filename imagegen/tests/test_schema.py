@@ -470,6 +470,7 @@ KEY_SAMPLES = [
     "images/clxyz123abc/x.jpg/",
     "/images/clxyz123abc/x.jpg",
     "images/clxyz123abc/a\\b.jpg",
+    "images/clxyz123abc/\udc80.jpg",
     "images/not-an-id!/x.jpg",
     "images/x.jpg",
     "other/clxyz123abc/x.jpg",

@@ -55,6 +55,7 @@ def test_recraft_takes_what_its_documentation_allows(payload):
         (RECRAFT_OK, {}, 401),
         (RECRAFT_OK, {"Authorization": "Token rk-test"}, 401),
         ({**RECRAFT_OK, "model": "recraftv9"}, BEARER, 400),
+        ({**RECRAFT_OK, "model": None}, BEARER, 400),
         ({**RECRAFT_OK, "style": "realistic_image"}, BEARER, 400),  # V4 takes no style
         ({**RECRAFT_OK, "size": "1820x1024"}, BEARER, 400),  # a V3 size
         ({**RECRAFT_OK, "size": "999x1"}, BEARER, 400),
