@@ -1105,10 +1105,20 @@ def object_keys(images: Iterable[tuple[str, str, str]]) -> list[str]:
 
 
 @transaction.atomic
+@transaction.atomic
 def image_delete(*, image: GeneratedImage) -> None:
-    """Delete an image's row and, after commit, its stored objects."""
-    delete_objects_on_commit(object_keys([(image.project_id, image.uuid, image.s3_key)]))
-    image.delete()
+    """Delete an image's row and, after commit, its stored objects.
+
+    The project and then the row are locked first, as claims lock them: a run recording its
+    result (attempts) or a storyboard adding the image to a batch (a membership) commits before,
+    and the cascade collects what it wrote; a project deletion waits, or comes first.
+    """
+    Project.objects.lock_for_images(image.project_id)
+    locked = GeneratedImage.objects.select_for_update().filter(pk=image.pk).first()
+    if locked is None:
+        return
+    delete_objects_on_commit(object_keys([(locked.project_id, locked.uuid, locked.s3_key)]))
+    locked.delete()
 
 
 # ---------------------------------------------------------------------------------------------

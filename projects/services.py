@@ -25,9 +25,10 @@ def project_delete(*, project: Project) -> None:
 
     The project's row is locked first: a generation or batch recording images for it
     (`Project.objects.lock_for_images`) finishes before, and its images go too, or starts after, and
-    finds no project.
+    finds no project. Then its images' rows: a run recording its result (attempts) commits
+    before, and the cascade collects what it wrote.
     """
     Project.objects.select_for_update().filter(pk=project.pk).exists()
-    images = project.images.values_list("project_id", "uuid", "s3_key")
-    delete_objects_on_commit(object_keys(images.iterator()))
+    images = project.images.select_for_update().values_list("project_id", "uuid", "s3_key")
+    delete_objects_on_commit(object_keys(list(images)))
     project.delete()

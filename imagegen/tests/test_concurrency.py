@@ -20,18 +20,20 @@ from django.conf import settings as django_settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage, storages
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.tests.factories import UserFactory
 from conftest import S3_BUCKET
 from imagegen import services
 from imagegen.exceptions import GenerationInProgress, ImageConflict, ProjectGone, TooManyInFlight
-from imagegen.models import GeneratedImage, ImageBatch
+from imagegen.models import BatchMembership, GeneratedImage, GenerationAttempt, ImageBatch
 from imagegen.services import REPLAY_MESSAGE
 from imagegen.testing import vendor_payloads
 from imagegen.testing.fake_vendors import FakeVendorServer
 from imagegen.tests.factories import GeneratedImageFactory
 from imagegen.tests.test_api import SEED_POST
+from projects.services import project_delete
 from projects.tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
@@ -255,6 +257,94 @@ def test_a_patch_reading_a_slow_store_holds_up_none_of_the_owners_requests(
 
     assert failures == []
     assert max(waited) < 0.5, waited
+
+
+@contextlib.contextmanager
+def pausing_after(marker: str, reached: threading.Event, seconds: float = 0.6):
+    """In this thread, pause `seconds` after the first SQL statement containing `marker`."""
+
+    def wrapper(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if marker in sql and not reached.is_set():
+            reached.set()
+            time.sleep(seconds)
+        return result
+
+    with connection.execute_wrapper(wrapper):
+        yield
+
+
+def stored_in_a_batch(project) -> GeneratedImage:
+    """A generated image with an attempt, that a storyboard counts among its items."""
+    image = GeneratedImageFactory(project=project, status="succeeded")
+    image.attempts.create(provider="recraft-ai", outcome="succeeded", latency_ms=1)
+    batch = ImageBatch.objects.create(user=project.owner, project=project)
+    BatchMembership.objects.create(batch=batch, image=image, position=0)
+    return image
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_image_and_its_project_deleted_at_once_do_not_deadlock(project):
+    image = stored_in_a_batch(project)
+    reached = threading.Event()
+
+    def delete_image() -> None:
+        with pausing_after('DELETE FROM "imagegen_generationattempt"', reached):
+            services.image_delete(image=image)
+
+    def delete_project() -> None:
+        reached.wait(timeout=10)
+        project_delete(project=project)
+
+    assert run_together(delete_image, delete_project) == []
+    assert not GeneratedImage.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_project_deleted_while_a_run_records_its_result_takes_the_result_too(project):
+    image = GeneratedImageFactory(
+        project=project, status="running", s3_key="", started_at=timezone.now()
+    )
+    reached = threading.Event()
+    attempt = services.AttemptRecord(
+        provider="recraft-ai", provider_model="recraftv4_1", outcome="succeeded", latency_ms=1
+    )
+
+    def finish() -> None:
+        with pausing_after('INSERT INTO "imagegen_generationattempt"', reached):
+            services._finish(image, attempts=[attempt], status="succeeded")
+
+    def delete_project() -> None:
+        reached.wait(timeout=10)
+        project_delete(project=project)
+
+    assert run_together(finish, delete_project) == []
+    assert not GeneratedImage.objects.exists()
+    assert not GenerationAttempt.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_image_deleted_while_a_storyboard_replays_it_leaves_no_dangling_item(project):
+    image = stored_in_a_batch(project)
+    reached = threading.Event()
+    item = services.BatchItem(
+        visual_prompt=image.visual_prompt,
+        art_style=image.art_style,
+        uuid=image.uuid,
+        aspect_ratio=image.aspect_ratio,
+    )
+
+    def replay() -> None:
+        with pausing_after('INSERT INTO "imagegen_batchmembership"', reached):
+            services.batch_create(user=project.owner, project=project, items=[item])
+
+    def delete_image() -> None:
+        reached.wait(timeout=10)
+        services.image_delete(image=image)
+
+    assert run_together(replay, delete_image) == []
+    assert not GeneratedImage.objects.exists()
+    assert not BatchMembership.objects.exists()
 
 
 def free_port() -> int:
