@@ -7,13 +7,12 @@ counts against the same limit; while that cannot be reached, nothing is counted.
 
 from __future__ import annotations
 
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import UserRateThrottle
 
 from config.cache import CacheOptionalThrottle
-
-_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class WritesOnlyThrottle(CacheOptionalThrottle, UserRateThrottle):
@@ -26,7 +25,7 @@ class WritesOnlyThrottle(CacheOptionalThrottle, UserRateThrottle):
         return api_settings.DEFAULT_THROTTLE_RATES
 
     def allow_request(self, request: Request, view: object) -> bool:
-        if request.method in _READS:
+        if request.method in SAFE_METHODS:
             return True
         return super().allow_request(request, view)
 

@@ -986,9 +986,8 @@ def image_update(
     if s3_key is not None:
         # Storage is read before the row is locked: a slow S3 must not hold the row, nor a
         # request for its uuid waiting with the owner's lock, nor the owner's requests behind.
-        before = GeneratedImage.objects.get(pk=image.pk)
-        _check_generated(before)
-        stored = _stored_jpeg_fields(validate_image_key(image=before, s3_key=s3_key))
+        _check_generated(image)
+        stored = _stored_jpeg_fields(validate_image_key(image=image, s3_key=s3_key))
     with transaction.atomic():
         # Locked: a worker taking a queued image waits, and then generates what was written.
         current = GeneratedImage.objects.select_for_update().get(pk=image.pk)

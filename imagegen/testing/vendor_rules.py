@@ -169,13 +169,17 @@ def _gemini_refusal(
     if not isinstance(payload, dict):
         return _gemini_bad("Invalid JSON payload received.")
     config = payload.get("generationConfig", payload.get("generation_config", {}))
-    image = config.get("imageConfig", config.get("image_config", {})) if _is_map(config) else {}
+    image = (
+        config.get("imageConfig", config.get("image_config", {}))
+        if isinstance(config, dict)
+        else {}
+    )
     for fields, known, where in (
         (payload, _GEMINI_FIELDS, ""),
         (config, _GEMINI_CONFIG_FIELDS, "generation_config."),
         (image, _GEMINI_IMAGE_FIELDS, "generation_config.image_config."),
     ):
-        if not _is_map(fields):
+        if not isinstance(fields, dict):
             return _gemini_bad(f"Invalid value at '{where or 'request'}': not an object.")
         unknown = [name for name in fields if _camel(name) not in known]
         if unknown:
@@ -196,10 +200,6 @@ def _gemini_refusal(
     if size is not None and (sizes is None or size not in sizes):
         return _gemini_bad(f"Unsupported image size for {model}: {size}.")
     return None
-
-
-def _is_map(value: Any) -> bool:
-    return isinstance(value, dict)
 
 
 def _camel(name: str) -> str:
