@@ -1,9 +1,10 @@
-"""Top-level URLs: the API (no trailing slash needed), the admin, the schema and its docs."""
+"""Top-level URLs: the API (no trailing slash needed), the admin, the schema, its docs, health."""
 
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 
+from config import health
 from config.views import SchemaView, SwaggerUIView
 
 urlpatterns = [
@@ -13,6 +14,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     re_path(r"^schema/?$", SchemaView.as_view(), name="schema"),
     re_path(r"^docs/?$", SwaggerUIView.as_view(url_name="schema"), name="docs"),
+    re_path(r"^health/?$", health.StatusView.as_view(), name="health"),
+    re_path(r"^health/live/?$", health.HealthView.as_view(checks=health.LIVENESS), name="live"),
+    re_path(r"^health/ready/?$", health.HealthView.as_view(checks=health.READINESS), name="ready"),
 ]
 
 if settings.DEBUG and not settings.AWS_STORAGE_BUCKET_NAME:

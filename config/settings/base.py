@@ -118,12 +118,19 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "storages",
+    "health_check",
     "accounts",
     "projects",
     "imagegen",
 ]
 
+# Health probes speak plain HTTP to the process itself: with DJANGO_SECURE_SSL_REDIRECT on, a
+# redirect would pass as healthy without a check having run.
+SECURE_REDIRECT_EXEMPT = [r"^health(/live|/ready)?/?$"]
+
 MIDDLEWARE = [
+    # Before anything reads the Host header (config/health.py).
+    "config.health.skip_host_check_for_probes",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.refuse_too_many_fields",
     "config.middleware.reject_nul_bytes",

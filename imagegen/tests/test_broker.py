@@ -15,6 +15,7 @@ import redis
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection
+from django.test import Client
 
 from config.celery import app as celery_app
 from conftest import S3_BUCKET
@@ -194,3 +195,10 @@ def test_a_real_worker_deletes_a_deleted_projects_objects(
     while any(default_storage.exists(key) for key in keys) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(default_storage.exists(key) for key in keys)
+
+
+def test_the_status_probe_hears_a_worker_on_the_broker(worker, publish_to_broker, settings):
+    settings.CELERY_BROKER_URL = BROKER_URL
+    response = Client().get("/health", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["CeleryWorkers()"] == "OK"
