@@ -39,20 +39,43 @@ def _character_class(codes: list[int]) -> str:
 
 @cache
 def invisible_characters() -> str:
-    """The format characters (Unicode's category Cf) of the BMP, as a character class's
-    contents: zero-width spaces and joiners, bidi marks, the byte order mark. ECMA-262 patterns
-    without the `u` flag cannot name a character beyond the BMP, such as the tag characters, so
-    there the server (`has_nothing_visible`) is the stricter."""
-    return _character_class([code for code in range(0x10000) if _is_format(chr(code))])
+    """The characters of the BMP that draw nothing (`_draws_nothing`), as a character class's
+    contents. ECMA-262 patterns without the `u` flag cannot name a character beyond the BMP,
+    such as the tag characters, so there the server (`has_nothing_visible`) is the stricter."""
+    return _character_class([code for code in range(0x10000) if _draws_nothing(chr(code))])
 
 
-def _is_format(char: str) -> bool:
-    return unicodedata.category(char) == "Cf"
+# Unicode's default-ignorable code points that are not format characters (DerivedCoreProperties:
+# Default_Ignorable_Code_Point minus category Cf): the combining grapheme joiner, the Hangul
+# fillers, Khmer's inherent vowels, variation selectors, and reserved ones. Fonts draw none of
+# them. The braille blank is not among them, but it is drawn as nothing.
+_IGNORABLE = (
+    (0x034F, 0x034F),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x2065, 0x2065),
+    (0x2800, 0x2800),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0xE0000, 0xE0FFF),
+)
+
+
+def _draws_nothing(char: str) -> bool:
+    """A format character (category Cf: zero-width spaces and joiners, bidi marks, the byte
+    order mark) or another character that draws nothing (`_IGNORABLE`)."""
+    code = ord(char)
+    return unicodedata.category(char) == "Cf" or any(
+        first <= code <= last for first, last in _IGNORABLE
+    )
 
 
 def has_nothing_visible(value: str) -> bool:
-    """Whether `value` is only whitespace and format characters, which draw nothing."""
-    return all(char.isspace() or _is_format(char) for char in value)
+    """Whether `value` is only whitespace and characters that draw nothing: a blank."""
+    return all(char.isspace() or _draws_nothing(char) for char in value)
 
 
 _CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
@@ -61,9 +84,10 @@ _CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 class StrictCharField(serializers.CharField):
     """A CharField that accepts only JSON strings (not numbers, booleans or lists) and no NUL or
     other control characters, also where they count as whitespace (U+001C-U+001F); whitespace
-    is trimmed, and a value with nothing visible in it (whitespace and format characters such
-    as U+200B only) is blank. With `nfc`, the value is stored in Unicode's composed form (NFC):
-    "Café" typed as e + combining accent is the same text as with é."""
+    is trimmed, and a value with nothing visible in it (whitespace and characters that draw
+    nothing, such as U+200B or the Hangul filler U+3164, only) is blank. With `nfc`, the value
+    is stored in Unicode's composed form (NFC): "Café" typed as e + combining accent is the
+    same text as with é."""
 
     default_error_messages = {
         "not_a_string": "Must be a string.",
@@ -105,11 +129,11 @@ class StrictCharField(serializers.CharField):
 def text_pattern(field: serializers.CharField) -> str:
     """The schema `pattern` of the non-empty strings `field` takes: none of the characters it
     refuses (control characters, or NUL for a plain CharField). A trimmed field that refuses a
-    blank needs a visible character (not whitespace; for a strict field, no format character
-    either); a plain CharField judges a value of only whitespace before its characters, so
-    where a blank is allowed it takes such a value whatever it holds. The empty string is left
-    to `minLength`, or to the empty alternative (`oneOf`) drf-spectacular adds for a field that
-    allows a blank."""
+    blank needs a visible character (not whitespace; for a strict field, no character that
+    draws nothing either); a plain CharField judges a value of only whitespace before its
+    characters, so where a blank is allowed it takes such a value whatever it holds. The empty
+    string is left to `minLength`, or to the empty alternative (`oneOf`) drf-spectacular adds
+    for a field that allows a blank."""
     if isinstance(field, StrictCharField):
         refused, blank = CONTROL_CHARACTERS, f"{WHITESPACE}{invisible_characters()}"
         if not field.trim_whitespace or field.allow_blank:

@@ -227,6 +227,12 @@ BAD_INPUTS = [
     ({"visual_prompt": "\u200b\u200b"}, "visual_prompt"),
     ({"visual_prompt": " \ufeff\u2060\n"}, "visual_prompt"),
     ({"visual_prompt": "\U000e0041\U000e0042"}, "visual_prompt"),
+    # Characters that draw nothing though they are not format characters.
+    ({"visual_prompt": "\u3164"}, "visual_prompt"),
+    ({"visual_prompt": " \u3164 \u115f\u1160 \uffa0 "}, "visual_prompt"),
+    ({"visual_prompt": "\u034f\ufe0f\u180b"}, "visual_prompt"),
+    ({"visual_prompt": "\u2800\u2800"}, "visual_prompt"),
+    ({"visual_prompt": "\U000e0100"}, "visual_prompt"),
     ({"art_style": "\x1c"}, "art_style"),
     ({"art_style": None}, "art_style"),
     ({"art_style": "y" * 181}, "art_style"),

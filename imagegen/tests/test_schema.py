@@ -450,6 +450,12 @@ TEXT_SAMPLES = [
     "\u00ad\u200e",
     "A\u200bfox",
     "\u200b\x1c",
+    # Nothing visible, though not format characters: fillers, variation selectors, braille blank.
+    "\u3164",
+    "\u115f \uffa0",
+    "\u034f\ufe0f\u180b",
+    "\u2800",
+    "A\u3164fox",
     *CHARACTERS,
     *(f"A{character}fox" for character in CHARACTERS),
     *(f"{character}\u3000\t" for character in CHARACTERS),
