@@ -20,6 +20,16 @@ class ProjectGone(ServiceError):
         super().__init__("Not found: it does not exist or you do not have access to it.")
 
 
+class ImageGone(ServiceError):
+    """The image was deleted while the request was on its way (any other 404 says the same)."""
+
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "not_found"
+
+    def __init__(self) -> None:
+        super().__init__("Not found: it does not exist or you do not have access to it.")
+
+
 class ImageSuperseded(ServiceError):
     """The row was deleted or taken over while its image was being generated."""
 

@@ -32,6 +32,7 @@ from imagegen.exceptions import (
     ContentRefused,
     GenerationInProgress,
     ImageConflict,
+    ImageGone,
     ImageNotGenerated,
     ImageSuperseded,
     InvalidStorageKey,
@@ -970,8 +971,9 @@ def image_update(
     It does not regenerate: an edit made while the image is generated stays, over the result.
     A queued image is routed anew for its new prompt. A new key takes the object's size and
     dimensions onto the record. Raises `ImageNotGenerated` for a key on an image that has not
-    succeeded and `InvalidStorageKey` (see `validate_image_key`, and for an object that is no
-    JPEG); nothing is changed then. `image` is refreshed with what was written.
+    succeeded, `InvalidStorageKey` (see `validate_image_key`, and for an object that is no
+    JPEG) and `ImageGone` for an image deleted meanwhile; nothing is changed then. `image` is
+    refreshed with what was written.
     """
     sent = {
         name: value
@@ -990,7 +992,9 @@ def image_update(
         stored = _stored_jpeg_fields(validate_image_key(image=image, s3_key=s3_key))
     with transaction.atomic():
         # Locked: a worker taking a queued image waits, and then generates what was written.
-        current = GeneratedImage.objects.select_for_update().get(pk=image.pk)
+        current = GeneratedImage.objects.select_for_update().filter(pk=image.pk).first()
+        if current is None:
+            raise ImageGone
         if s3_key is not None:
             # What may have changed since: the image's status, another row taking the key.
             _check_generated(current)
@@ -1226,15 +1230,18 @@ def image_regenerate(*, image: GeneratedImage) -> GeneratedImage:
 
     Works on succeeded and failed rows alike (the stored object is replaced only on success; a
     failed regeneration keeps a succeeded row's image and says so in its message). Raises
-    `GenerationInProgress` when the row is being generated right now, `TooManyInFlight` past
-    the owner's cap, then what `image_run` raises.
+    `ProjectGone` or `ImageGone` when either was deleted meanwhile, `GenerationInProgress` when
+    the row is being generated right now, `TooManyInFlight` past the owner's cap, then what
+    `image_run` raises.
     """
     decision = routing.route(image.visual_prompt, image.art_style)
     with transaction.atomic():
         if not Project.objects.lock_for_images(image.project_id):
             raise ProjectGone
         _lock_owner(image.user_id)
-        locked = GeneratedImage.objects.select_for_update().get(pk=image.pk)
+        locked = GeneratedImage.objects.select_for_update().filter(pk=image.pk).first()
+        if locked is None:
+            raise ImageGone
         _check_claimable(locked)
         _check_in_flight(locked.user_id)
         previous = (locked.status, locked.s3_key)

@@ -1,9 +1,10 @@
-"""Write side of projects: create and delete (with their stored images)."""
+"""Write side of projects: create, rename and delete (with their stored images)."""
 
 from __future__ import annotations
 
 from django.db import transaction
 
+from imagegen.exceptions import ProjectGone
 from imagegen.services import delete_objects_on_commit, object_keys
 from projects.models import Project
 
@@ -13,7 +14,12 @@ def project_create(*, user, name: str) -> Project:
     return Project.objects.create(owner=user, name=name)
 
 
+@transaction.atomic
 def project_rename(*, project: Project, name: str) -> Project:
+    """Rename `project`. Raises `ProjectGone` when it was deleted meanwhile."""
+    # A key-preserving lock: generations recording images for it go on meanwhile.
+    if not Project.objects.select_for_update(no_key=True).filter(pk=project.pk).exists():
+        raise ProjectGone
     project.name = name
     project.save(update_fields=["name", "updated_at"])
     return project

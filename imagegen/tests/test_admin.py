@@ -430,6 +430,24 @@ def test_regenerate_reports_each_failure_and_keeps_the_previous_image(
     assert image.attempts.count() == 6
 
 
+def test_regenerate_reports_an_image_deleted_meanwhile_as_gone(admin_client, vendors, monkeypatch):
+    image, other = stored_image(), stored_image()
+    vendors.recraft()
+    regenerate_image = services.image_regenerate
+
+    def deleted_meanwhile(*, image):
+        if image.pk == other.pk:
+            GeneratedImage.objects.filter(pk=image.pk).delete()  # by someone else, just now
+        return regenerate_image(image=image)
+
+    monkeypatch.setattr(services, "image_regenerate", deleted_meanwhile)
+
+    response = regenerate(admin_client, [image, other])
+
+    assert f"{other.uuid}: Not found: it does not exist" in " ".join(messages_of(response))
+    assert vendors.calls("recraft") == 1
+
+
 def test_regenerate_reports_an_unexpected_error_and_keeps_the_previous_image(
     admin_client, vendors, monkeypatch
 ):

@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from conftest import new_uuid
+from imagegen import services
 from imagegen.models import GeneratedImage
 from imagegen.testing import vendor_payloads
 from imagegen.tests.factories import GeneratedImageFactory
@@ -174,6 +175,31 @@ def test_patch_message_names_only_what_changed(api, project):
     assert response.json()["message"] == "Image prompt and art style updated successfully"
     image.refresh_from_db()
     assert image.art_style == SEED_PATCH["art_style"]
+
+
+@pytest.mark.parametrize("with_key", [False, True])
+def test_patch_of_an_image_deleted_meanwhile_is_a_404_that_writes_nothing(
+    api, project, s3_client, monkeypatch, with_key
+):
+    image = GeneratedImageFactory(project=project)
+    new_key = f"images/{project.id}/uploaded.jpg"
+    jpeg = vendor_payloads.image_bytes("JPEG")
+    s3_client.put_object(Bucket="imagegen-test", Key=new_key, Body=jpeg)
+    update = services.image_update
+
+    def deleted_meanwhile(**arguments):
+        # A DELETE lands while the PATCH is on its way (reading S3 for a new key, say).
+        GeneratedImage.objects.filter(pk=image.pk).delete()
+        return update(**arguments)
+
+    monkeypatch.setattr(services, "image_update", deleted_meanwhile)
+    body = {**SEED_PATCH, "s3_key": new_key} if with_key else SEED_PATCH
+
+    response = api.patch(f"/image-gen/{image.id}", body, format="json")
+
+    assert response.status_code == 404, response.json()
+    assert response.json()["code"] == "not_found"
+    assert not GeneratedImage.objects.exists()
 
 
 @pytest.mark.parametrize(

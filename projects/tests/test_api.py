@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from imagegen.tests.factories import GeneratedImageFactory
+from projects import services
 from projects.models import Project
 from projects.tests.factories import ProjectFactory
 
@@ -30,6 +31,22 @@ def test_rename_changes_only_the_name(api, project):
     assert response.status_code == 200
     project.refresh_from_db()
     assert project.name == "Renamed"
+
+
+def test_rename_of_a_project_deleted_meanwhile_is_a_404(api, project, monkeypatch):
+    rename = services.project_rename
+
+    def deleted_meanwhile(**arguments):
+        Project.objects.filter(pk=project.pk).delete()  # a DELETE landed first
+        return rename(**arguments)
+
+    monkeypatch.setattr(services, "project_rename", deleted_meanwhile)
+
+    response = api.patch(f"/projects/{project.id}", {"name": "Renamed"}, format="json")
+
+    assert response.status_code == 404, response.json()
+    assert response.json()["code"] == "not_found"
+    assert not Project.objects.exists()
 
 
 @pytest.mark.parametrize("body", [{}, {"id": "other"}, {"createdAt": "2020-01-01T00:00:00Z"}])
