@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Case, Count, F, Q, Sum, Value, When
+from django.db.models import Case, Count, F, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Concat
 from django.utils import timezone
 
@@ -184,6 +184,7 @@ def image_claim(
                     .first()
                 )
                 if existing is None:
+                    _check_key_free(project_id=project.pk, uuid=uuid)
                     _check_capacity(user, status)
                     image = GeneratedImage.objects.create(
                         project=project, user=user, uuid=uuid, **fields
@@ -192,6 +193,7 @@ def image_claim(
                 if _is_replay(existing, visual_prompt, art_style, aspect_ratio):
                     return GenerationOutcome(existing, replayed=True)
                 _check_claimable(existing)
+                _check_key_free(project_id=project.pk, uuid=uuid)
                 _check_capacity(user, status)
                 for name, value in fields.items():
                     setattr(existing, name, value)
@@ -273,6 +275,24 @@ def _check_capacity(user, status: str) -> None:
         _check_in_flight(user)
     else:
         _check_queued(user)
+
+
+def _check_key_free(*, project_id: str, uuid: str) -> None:
+    """The key a generation of `uuid` writes is no other image's object (an image whose s3_key
+    was changed to it): the generation would overwrite that image's picture."""
+    key = image_key(project_id=project_id, uuid=uuid)
+    holder = _first_id(
+        GeneratedImage.objects.filter(project_id=project_id, s3_key=key).exclude(uuid=uuid)
+    )
+    if holder is not None:
+        raise ImageConflict(
+            f"uuid {uuid!r} stores its image at {key!r}, which is image {holder}'s object (its "
+            "s3_key was changed to it): use another uuid, or change that image's s3_key first."
+        )
+
+
+def _first_id(images: QuerySet[GeneratedImage]) -> str | None:
+    return images.values_list("pk", flat=True).first()
 
 
 def _lock_owner(user) -> None:
@@ -910,15 +930,21 @@ def validate_image_key(*, image: GeneratedImage, s3_key: str) -> str:
 
 
 def _check_key_unheld(*, image: GeneratedImage, s3_key: str) -> None:
-    """Two rows on one object: deleting either would take the other's image with it."""
-    holder = (
-        GeneratedImage.objects.filter(s3_key=s3_key)
-        .exclude(pk=image.pk)
-        .values_list("pk", flat=True)
-        .first()
-    )
+    """Two rows on one object: deleting either would take the other's image with it. Nor may
+    an image take the key another segment's generation writes: its next generation would
+    overwrite the picture."""
+    holder = _first_id(GeneratedImage.objects.filter(s3_key=s3_key).exclude(pk=image.pk))
     if holder is not None:
         raise InvalidStorageKey(f"{s3_key!r} is the stored object of image {holder}.")
+    owner = image_key_owner(s3_key)
+    if owner is None or owner == (image.project_id, image.uuid):
+        return
+    segment = _first_id(GeneratedImage.objects.filter(project_id=owner[0], uuid=owner[1]))
+    if segment is not None:
+        raise InvalidStorageKey(
+            f"{s3_key!r} is where image {segment} (uuid {owner[1]!r}) stores its generations; "
+            "choose another key."
+        )
 
 
 def _check_generated(image: GeneratedImage) -> None:
@@ -991,6 +1017,11 @@ def image_update(
         _check_generated(image)
         stored = _stored_jpeg_fields(validate_image_key(image=image, s3_key=s3_key))
     with transaction.atomic():
+        if s3_key is not None:
+            # In the claims' order: a request for the uuid whose key this is waits, then sees it.
+            if not Project.objects.lock_for_images(image.project_id):
+                raise ImageGone
+            _lock_owner(image.user_id)
         # Locked: a worker taking a queued image waits, and then generates what was written.
         current = GeneratedImage.objects.select_for_update().filter(pk=image.pk).first()
         if current is None:
@@ -1443,12 +1474,15 @@ def _create_pending(*, user, project, items: Sequence[BatchItem]) -> dict[str, G
     concurrent request inserts one of the uuids first, nothing is inserted here, and every item
     goes through `image_claim`, which settles such races.
     """
-    uuids = [item.uuid for item in items]
-    taken = set(
-        GeneratedImage.objects.filter(project=project, uuid__in=uuids).values_list(
-            "uuid", flat=True
-        )
-    )
+    uuids = {item.uuid for item in items}
+    keys = {image_key(project_id=project.pk, uuid=uuid): uuid for uuid in uuids}
+    # The items' rows, and images whose s3_key was changed to an item's key (which
+    # `image_claim` refuses).
+    taken = set()
+    for uuid, s3_key in GeneratedImage.objects.filter(
+        Q(uuid__in=uuids) | Q(s3_key__in=keys), project=project
+    ).values_list("uuid", "s3_key"):
+        taken.update(name for name in (uuid, keys.get(s3_key)) if name in uuids)
     rows = [
         GeneratedImage(
             project=project,

@@ -202,6 +202,54 @@ def test_patch_of_an_image_deleted_meanwhile_is_a_404_that_writes_nothing(
     assert not GeneratedImage.objects.exists()
 
 
+def test_patch_refuses_the_key_another_segment_generates_into(api, project, s3_client):
+    other = GeneratedImageFactory(project=project, uuid="seg-b", s3_key="")
+    image = GeneratedImageFactory(project=project, uuid="seg-a")
+    key = f"images/{project.id}/seg-b.jpg"  # where seg-b's next generation writes
+    s3_client.put_object(Bucket="imagegen-test", Key=key, Body=vendor_payloads.image_bytes("JPEG"))
+
+    response = api.patch(f"/image-gen/{image.id}", {"s3_key": key}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_s3_key"
+    assert response.json()["message"] == (
+        f"'{key}' is where image {other.id} (uuid 'seg-b') stores its generations; "
+        "choose another key."
+    )
+    assert GeneratedImage.objects.get(pk=image.pk).s3_key == image.s3_key
+
+
+def test_patch_takes_back_the_images_own_generation_key(api, project, s3_client):
+    image = GeneratedImageFactory(project=project, uuid="seg-a", s3_key="")
+    key = f"images/{project.id}/seg-a.jpg"
+    s3_client.put_object(Bucket="imagegen-test", Key=key, Body=vendor_payloads.image_bytes("JPEG"))
+
+    response = api.patch(f"/image-gen/{image.id}", {"s3_key": key}, format="json")
+
+    assert response.status_code == 200, response.json()
+
+
+def test_a_uuid_whose_key_holds_another_images_object_is_a_409_before_any_call(
+    api, project, vendors, s3_client
+):
+    key = f"images/{project.id}/seg-b.jpg"
+    holder = GeneratedImageFactory(project=project, uuid="seg-a", s3_key=key)
+    s3_client.put_object(Bucket="imagegen-test", Key=key, Body=b"seg-a's picture")
+
+    response = post_image(api, project, uuid="seg-b")
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "uuid_conflict"
+    assert response.json()["message"].startswith(
+        f"uuid 'seg-b' stores its image at '{key}', which is image {holder.id}'s object"
+    )
+    assert vendors.calls("recraft") == 0
+    assert list(GeneratedImage.objects.values_list("uuid", flat=True)) == ["seg-a"]
+    assert s3_client.get_object(Bucket="imagegen-test", Key=key)["Body"].read() == (
+        b"seg-a's picture"
+    )
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

@@ -271,6 +271,25 @@ def test_a_batch_for_another_users_project_is_a_404_and_records_nothing(api, oth
     assert not ImageBatch.objects.exists()
 
 
+@pytest.mark.parametrize("holder", ["moved", "segment-000"])  # the latter an item itself
+def test_an_item_whose_key_holds_another_images_object_refuses_the_whole_batch(
+    api, project, django_capture_on_commit_callbacks, holder
+):
+    moved_to = f"images/{project.id}/segment-002.jpg"  # an image's s3_key, changed by a PATCH
+    GeneratedImageFactory(project=project, uuid=holder, s3_key=moved_to, **REALISTIC)
+
+    with django_capture_on_commit_callbacks() as queued:
+        response = post_batch(api, project, storyboard(3))
+
+    assert response.status_code == 409
+    body = response.json()
+    assert (body["code"], body["index"]) == ("uuid_conflict", 2)
+    assert body["message"].startswith("items[2]: uuid 'segment-002' stores its image at")
+    assert queued == []
+    assert GeneratedImage.objects.count() == 1
+    assert not ImageBatch.objects.exists()
+
+
 def test_an_item_whose_uuid_holds_another_prompt_refuses_the_whole_batch(
     api, project, django_capture_on_commit_callbacks
 ):
