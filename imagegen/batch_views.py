@@ -19,7 +19,7 @@ from imagegen.serializers import (
     BatchStatusSerializer,
     ImageBatchCreateSerializer,
 )
-from projects.models import Project
+from projects.selectors import owned_project
 
 
 class BatchCreateView(APIView):
@@ -45,7 +45,7 @@ class BatchCreateView(APIView):
         serializer = ImageBatchCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        project = get_object_or_404(Project, pk=data["projectId"], owner=request.user)
+        project = owned_project(user=request.user, project_id=data["projectId"])
         outcome = services.batch_create(
             user=request.user,
             project=project,

@@ -11,13 +11,15 @@ class ImageConflict(ServiceError):
 
 
 class ProjectGone(ServiceError):
-    """The project was deleted while the request was on its way (any other 404 says the same)."""
+    """The project asked for is not the caller's, or was deleted while the request was on its
+    way; named when its id is given."""
 
     status_code = status.HTTP_404_NOT_FOUND
     code = "not_found"
 
-    def __init__(self) -> None:
-        super().__init__("Not found: it does not exist or you do not have access to it.")
+    def __init__(self, project_id: str | None = None) -> None:
+        what = "it" if project_id is None else f"project {project_id!r}"
+        super().__init__(f"Not found: {what} does not exist or you do not have access to it.")
 
 
 class ImageGone(ServiceError):

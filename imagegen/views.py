@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import (
@@ -38,7 +37,7 @@ from imagegen.serializers import (
     ImageSerializer,
     ImageWithProjectSerializer,
 )
-from projects.models import Project
+from projects.selectors import owned_project
 
 
 def prefers_respond_async(request: Request) -> bool:
@@ -146,7 +145,7 @@ class ImageListCreateView(generics.ListAPIView):
         serializer = ImageGenerateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        project = get_object_or_404(Project, pk=data["projectId"], owner=request.user)
+        project = owned_project(user=request.user, project_id=data["projectId"])
         respond_async = prefers_respond_async(request)
         outcome = services.image_generate(
             user=request.user,

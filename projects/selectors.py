@@ -1,4 +1,4 @@
-"""Read side of projects: a user's projects with their image counts and total cost."""
+"""Read side of projects: a user's project by id, their projects with image counts and cost."""
 
 from __future__ import annotations
 
@@ -7,8 +7,18 @@ from decimal import Decimal
 from django.db.models import Count, DecimalField, IntegerField, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
+from imagegen.exceptions import ProjectGone
 from imagegen.models import GeneratedImage
 from projects.models import Project
+
+
+def owned_project(*, user, project_id: str) -> Project:
+    """`user`'s project `project_id`. Raises `ProjectGone` (a 404 naming the id) for another
+    user's project or none at all, alike: ids of other users' projects are not disclosed."""
+    project = Project.objects.filter(pk=project_id, owner=user).first()
+    if project is None:
+        raise ProjectGone(project_id)
+    return project
 
 
 def with_image_totals(projects: QuerySet[Project]) -> QuerySet[Project]:

@@ -458,3 +458,19 @@ def test_unknown_url_is_json_404(api):
 
     assert response.status_code == 404
     assert response.json()["success"] is False
+
+
+@pytest.mark.parametrize("path", ["/image-gen", "/image-gen/batch"])
+def test_a_project_that_is_not_the_callers_is_a_404_naming_it(api, other_project, vendors, path):
+    body = {"projectId": other_project.id, **SEED_POST}
+    if path.endswith("batch"):
+        body = {"projectId": other_project.id, "items": [SEED_POST]}
+
+    response = api.post(path, body, format="json")
+
+    assert response.status_code == 404
+    assert response.json()["message"] == (
+        f"Not found: project '{other_project.id}' does not exist or you do not have access to it."
+    )
+    assert vendors.calls("recraft") == 0
+    assert not GeneratedImage.objects.exists()
