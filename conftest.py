@@ -106,6 +106,19 @@ def any_storage(request, settings, moto_endpoint: str, tmp_path) -> str:
     return request.param
 
 
+def python_process(script: str, **environment: str) -> subprocess.Popen:
+    """Our interpreter running `script` in the repo, with `environment` on top of this
+    process's, its stdin and stdout pipes of text."""
+    return subprocess.Popen(  # noqa: S603  (our own interpreter and script)
+        [sys.executable, "-c", script],
+        env={**os.environ, **environment},
+        cwd=django_settings.BASE_DIR,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
 def settings_in_new_process(expression: str, **environment: str) -> str:
     """What `expression` prints in a new interpreter whose settings read `environment` (on top of
     this process's): how a setting is read from the environment at start-up."""

@@ -7,12 +7,17 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 logger = logging.getLogger(__name__)
+
+# Seconds a client is asked to wait after the database was unavailable.
+DATABASE_RETRY_AFTER = 5
 
 
 class ServiceError(Exception):
@@ -32,6 +37,20 @@ class ServiceError(Exception):
     def as_body(self) -> dict[str, Any]:
         """The API's error shape for this failure."""
         return {"success": False, "message": self.message, "code": self.code, **self.extra}
+
+
+class DatabaseUnavailable(ServiceError):
+    """The database went away (a restart, a failover, no pooled connection free in time):
+    nothing the caller did, and over in seconds."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "database_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The database is unavailable right now; retry in a few seconds.",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
 
 
 class RequestTooLarge(exceptions.APIException):
@@ -63,6 +82,10 @@ def validation_message(detail: Any) -> str:
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """Render any exception raised in an API view as the error shape; never HTML, never a trace."""
+    if isinstance(exc, (DatabaseOperationalError, DatabaseInterfaceError)):
+        # Logged, as an outage should be; the caller is told to retry.
+        logger.exception("database_unavailable in %s", context.get("view").__class__.__name__)
+        exc = DatabaseUnavailable()
     if isinstance(exc, ServiceError):
         return Response(exc.as_body(), status=exc.status_code, headers=exc.headers)
     if isinstance(exc, RequestDataTooBig):

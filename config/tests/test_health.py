@@ -4,13 +4,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 
 import pytest
-from django.conf import settings as django_settings
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.recorder import MigrationRecorder
 from django.test import Client
@@ -18,6 +14,7 @@ from django.test import Client
 from config.celery import app as celery_app
 from config.health import MigrationsApplied
 from config.tests.test_cache import closed_port, redis_down  # noqa: F401  (a fixture)
+from conftest import python_process
 from imagegen.tests.test_broker import BROKER_URL, broker  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
@@ -82,21 +79,15 @@ def test_without_the_database_readiness_fails_and_liveness_does_not():
         "for path in ('/health/live', '/health/ready')]; "
         "print(json.dumps([[r.status_code, json.loads(r.content)] for r in answers]))"
     )
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{closed_port()}/imagegen",
-        "DATABASE_POOL_TIMEOUT": "1",
-    }
-    result = subprocess.run(  # noqa: S603  (our own interpreter and script)
-        [sys.executable, "-c", script],
-        env=environment,
-        cwd=django_settings.BASE_DIR,
-        capture_output=True,
-        text=True,
-        check=True,
+    process = python_process(
+        script,
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:{closed_port()}/imagegen",
+        DATABASE_POOL_TIMEOUT="1",
     )
-    live, (status, checks) = json.loads(result.stdout.strip().splitlines()[-1])
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    live, (status, checks) = json.loads(output.strip().splitlines()[-1])
     assert live == [200, {}]
     assert status == 500
     assert checks["Database(alias='default')"] == "Unavailable: connection failed"

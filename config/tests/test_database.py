@@ -1,0 +1,85 @@
+"""When the database goes away: the pool hands out live connections only once PostgreSQL has
+dropped the ones it held (a restart, a failover), and a request meanwhile is a 503 to retry."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from django.db import InterfaceError, OperationalError, connection
+from django.db.models import QuerySet
+
+from conftest import python_process
+
+# A process with the pool (the production default), which fills it with connections, waits
+# while PostgreSQL drops them, then runs queries one at a time and prints how many failed.
+SCRIPT = """
+import sys, threading, django
+django.setup()
+from django.db import connection, connections, OperationalError, InterfaceError
+barrier = threading.Barrier(2)
+def hold():
+    with connection.cursor() as cursor:
+        barrier.wait()
+        cursor.execute("SELECT 1")
+    connections.close_all()
+threads = [threading.Thread(target=hold) for _ in range(2)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+print("filled", flush=True)
+sys.stdin.readline()
+failed = 0
+for _ in range(8):
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except (OperationalError, InterfaceError):
+        failed += 1
+    connection.close()
+print("failed", failed, flush=True)
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_queries_after_postgresql_dropped_the_pools_connections_succeed():
+    name = connection.settings_dict["NAME"]
+    process = python_process(
+        SCRIPT,
+        DJANGO_SETTINGS_MODULE="config.settings.local",
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{name}?application_name=pooltest",
+        DATABASE_POOL="true",
+    )
+    try:
+        assert process.stdout.readline().strip() == "filled"
+        with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as db:
+            dropped = db.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = %s AND application_name = 'pooltest'",
+                (name,),
+            ).fetchone()[0]
+        assert dropped >= 2  # the pool's connections, now dead
+        process.stdin.write("\n")
+        process.stdin.flush()
+        assert process.stdout.readline().strip() == "failed 0"
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("error", [OperationalError, InterfaceError])
+def test_a_database_that_went_away_is_a_503_to_retry(api, monkeypatch, caplog, error):
+    def gone(queryset):
+        raise error("connection failed: server closed the connection unexpectedly")
+
+    monkeypatch.setattr(QuerySet, "_fetch_all", gone)
+
+    response = api.get("/image-gen")
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "success": False,
+        "message": "The database is unavailable right now; retry in a few seconds.",
+        "code": "database_unavailable",
+    }
+    assert response["Retry-After"] == "5"
+    assert "database_unavailable" in caplog.text
