@@ -28,7 +28,10 @@ backlog = _int("GUNICORN_BACKLOG", 2048)
 # A request may take attempts x provider timeout x providers + backoff; the worker is only
 # restarted when it stops answering its master for this long.
 timeout = _int("GUNICORN_TIMEOUT", 600)
-graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 60)
+# On SIGTERM, and when a worker is recycled (max_requests), requests in flight get this long to
+# finish: as long as one may take, or they were cut off with no answer and their rows stayed
+# `running` until the lease ran out. A supervisor's stop timeout must exceed it.
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", timeout)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
 # Recycle workers now and then so a slow leak cannot grow without bound.
 max_requests = _int("GUNICORN_MAX_REQUESTS", 10000)
