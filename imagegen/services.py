@@ -19,7 +19,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.db.models import Case, Count, F, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -680,6 +687,29 @@ def _finish(image: GeneratedImage, *, attempts: list[AttemptRecord], **fields: o
     return True
 
 
+def _finish_through_outage(
+    image: GeneratedImage, *, attempts: list[AttemptRecord], **fields: object
+) -> bool:
+    """`_finish`, tried again while the database is unavailable (a restart, a failover), for up
+    to `IMAGEGEN_RECORD_RETRY_SECONDS`: the image is paid for and stored, and giving up deletes
+    it. Raises the database's error when the time is up."""
+    budget = settings.IMAGEGEN_RECORD_RETRY_SECONDS
+    deadline = time.monotonic() + budget
+    waited, delay = 0.0, 0.5
+    while True:
+        try:
+            return _finish(image, attempts=attempts, **fields)
+        except (OperationalError, InterfaceError):
+            wait = min(delay, budget - waited)
+            if wait <= 0 or time.monotonic() >= deadline:
+                raise
+            logger.warning("record_retry image=%s in=%.1fs", image.id, wait)
+            if not connection.in_atomic_block:
+                connection.close()  # a broken one goes back to the pool, to be discarded
+            sleep(wait)
+            waited, delay = waited + wait, min(delay * 2, 8.0)
+
+
 def _record_failure(
     image: GeneratedImage,
     *,
@@ -767,7 +797,7 @@ def _run(image: GeneratedImage) -> GeneratedImage:
         raise StorageUnavailable(message, id=image.id, model=success.provider.name) from exc
 
     try:
-        recorded = _finish(
+        recorded = _finish_through_outage(
             image,
             attempts=attempts,
             status=GeneratedImage.Status.SUCCEEDED,

@@ -512,8 +512,11 @@ CELERY_BEAT_SCHEDULE = {
 IMAGEGEN_PROVIDER_CONCURRENCY = env.int("IMAGEGEN_PROVIDER_CONCURRENCY", default=100)
 # A storyboard (`POST /image-gen/batch`) holds at most this many items.
 IMAGEGEN_BATCH_MAX_ITEMS = env.int("IMAGEGEN_BATCH_MAX_ITEMS", default=200)
-# A background generation that failed on provider or storage faults is queued again this many
-# times, this many seconds later (on top of the retries inside one run).
+# How long a generation whose image is stored keeps trying to record it while the database is
+# unavailable (seconds), before it deletes the image and fails.
+IMAGEGEN_RECORD_RETRY_SECONDS = env.float("IMAGEGEN_RECORD_RETRY_SECONDS", default=30.0)
+# A background generation that failed on provider, storage or database faults is queued again
+# this many times, this many seconds later (on top of the retries inside one run).
 IMAGEGEN_TASK_RETRIES = env.int("IMAGEGEN_TASK_RETRIES", default=2)
 IMAGEGEN_TASK_RETRY_DELAY = env.float("IMAGEGEN_TASK_RETRY_DELAY", default=60.0)
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.core.files.base import ContentFile
 from django.core.management import call_command
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -603,3 +603,24 @@ def test_without_a_broker_the_batch_answer_carries_the_statuses_reached(api, pro
 
     assert response.status_code == 202
     assert [item["status"] for item in response.json()["items"]] == ["succeeded", "succeeded"]
+
+
+def test_a_database_outage_puts_the_image_back_to_pending_and_retries_it(
+    pending, vendors, settings, monkeypatch
+):
+    settings.IMAGEGEN_TASK_RETRIES = 1
+    vendors.recraft()
+    run_task = services.image_run_task
+    outages = []
+
+    def database_gone_once(**kwargs):
+        if not outages:
+            outages.append(1)
+            raise OperationalError("connection failed: the database system is starting up")
+        return run_task(**kwargs)
+
+    monkeypatch.setattr(services, "image_run_task", database_gone_once)
+
+    assert tasks.generate_image.delay(pending.id).get() == "succeeded"
+    pending.refresh_from_db()
+    assert pending.status == "succeeded"

@@ -9,7 +9,7 @@ import kombu.exceptions
 import pytest
 from botocore.config import Config
 from django.core.files.storage import default_storage
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from conftest import S3_BUCKET
@@ -154,6 +154,52 @@ def test_row_that_fails_to_commit_takes_its_object_with_it(
     row = GeneratedImage.objects.get()
     assert row.status == "failed"  # not left "running": a retry may generate at once
     assert row.s3_key == ""
+
+
+def failing_to_record(monkeypatch, times: int) -> list[int]:
+    """`_finish` of a success raises the database's "connection lost" `times` times."""
+    finish, failures = services._finish, []
+
+    def flaky(image, **fields):
+        if fields.get("status") == GeneratedImage.Status.SUCCEEDED and len(failures) < times:
+            failures.append(1)
+            raise OperationalError("server closed the connection unexpectedly")
+        return finish(image, **fields)
+
+    monkeypatch.setattr(services, "_finish", flaky)
+    return failures
+
+
+def test_a_stored_image_is_recorded_once_the_database_is_back(
+    api, project, vendors, monkeypatch, no_sleep, s3_client
+):
+    vendors.recraft()
+    failing_to_record(monkeypatch, times=3)
+
+    response = post_image(api, project)
+
+    assert response.status_code == 201, response.json()
+    assert no_sleep == [0.5, 1.0, 2.0]
+    row = GeneratedImage.objects.get()
+    assert (row.status, row.s3_key) == ("succeeded", response.json()["s3_key"])
+    assert row.attempts.count() == 1
+    assert row.s3_key in bucket_keys(s3_client)
+
+
+def test_a_database_away_longer_than_the_retries_is_a_503_and_the_image_is_not_kept(
+    api, project, vendors, monkeypatch, no_sleep, settings, s3_client
+):
+    settings.IMAGEGEN_RECORD_RETRY_SECONDS = 5
+    vendors.recraft()
+    failing_to_record(monkeypatch, times=100)
+
+    response = post_image(api, project)
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_unavailable"
+    assert no_sleep == [0.5, 1.0, 2.0, 1.5]  # 5 s in all
+    assert SEED_KEY.format(project=project.id) not in bucket_keys(s3_client)
+    assert GeneratedImage.objects.get().status == "failed"
 
 
 # ---------------------------------------------------------------------------------------------
