@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -98,7 +99,32 @@ def aspect_ratio_field() -> serializers.ChoiceField:
     )
 
 
-class ImageGenerateSerializer(serializers.Serializer):
+def _other_spelling(name: str) -> str:
+    """`name` in the API's other naming: snake_case bodies, camelCase records and `projectId`."""
+    if "_" in name:
+        head, *rest = name.split("_")
+        return head + "".join(part.capitalize() for part in rest)
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", lambda match: f"_{match[1].lower()}", name)
+
+
+class RefusesOtherSpellings(serializers.Serializer):
+    """A body field sent in the API's other naming is a 400 that names the right one, not
+    ignored as unknown fields are: `aspectRatio` (as the records spell it) would otherwise give
+    a paid 16:9 image that nobody asked for."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            misspelt = {
+                other: [f"Unknown field; this body spells it {name!r}."]
+                for name in self.fields
+                if (other := _other_spelling(name)) != name and other in data
+            }
+            if misspelt:
+                raise serializers.ValidationError(misspelt)
+        return super().to_internal_value(data)
+
+
+class ImageGenerateSerializer(RefusesOtherSpellings):
     """The body of `POST /image-gen` (the seed's fields plus `model` and `aspect_ratio`)."""
 
     visual_prompt = StrictCharField(max_length=MAX_VISUAL_PROMPT_CHARS, nfc=True)
@@ -131,7 +157,7 @@ class StorageKeyField(StrictCharField):
     """A storage key, published in the schema with the shape `validate_image_key` accepts."""
 
 
-class ImagePatchSerializer(serializers.Serializer):
+class ImagePatchSerializer(RefusesOtherSpellings):
     """The body of `PATCH /image-gen/<id>`: prompt, style and/or key; read-only fields ignored."""
 
     visual_prompt = StrictCharField(max_length=MAX_VISUAL_PROMPT_CHARS, required=False, nfc=True)
@@ -453,7 +479,7 @@ class BatchItemsFieldSchema(OpenApiSerializerFieldExtension):
         }
 
 
-class ImageBatchCreateSerializer(serializers.Serializer):
+class ImageBatchCreateSerializer(RefusesOtherSpellings):
     """The body of `POST /image-gen/batch`. All or nothing: every item is checked first, and
     the errors name each bad item by index and field (`items[3].visual_prompt`)."""
 
@@ -475,6 +501,14 @@ class ImageBatchCreateSerializer(serializers.Serializer):
         validated: list[dict[str, Any]] = []
         first_index: dict[str, int] = {}
         for index, raw_item in enumerate(attrs["items"]):
+            named = raw_item.get("projectId") if isinstance(raw_item, dict) else None
+            if named is not None and named != attrs["projectId"]:
+                # Ignored otherwise: an item meant for another project would be made in this one.
+                errors[f"items[{index}].projectId"] = [
+                    f"{named!r} is not this batch's project ({attrs['projectId']!r}): a batch "
+                    "makes all its items in the project it names."
+                ]
+                continue
             item = BatchItemSerializer(data=raw_item)
             if not item.is_valid():
                 for field, messages in item.errors.items():

@@ -474,3 +474,33 @@ def test_a_project_that_is_not_the_callers_is_a_404_naming_it(api, other_project
     )
     assert vendors.calls("recraft") == 0
     assert not GeneratedImage.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "name"),
+    [
+        ({"aspectRatio": "1:1"}, "aspect_ratio"),
+        ({"visualPrompt": "A fox"}, "visual_prompt"),
+        ({"artStyle": "watercolor"}, "art_style"),
+        ({"project_id": "c0mww0z6el3g6y5pi9grmkqn6"}, "projectId"),
+    ],
+)
+def test_a_field_in_the_records_spelling_is_a_400_naming_the_bodys(
+    api, project, vendors, extra, name
+):
+    response = post_image(api, project, **extra)
+
+    assert response.status_code == 400
+    [(field, [message])] = response.json()["errors"].items()
+    assert (field, message) == (next(iter(extra)), f"Unknown field; this body spells it {name!r}.")
+    assert vendors.calls("recraft") == 0
+    assert not GeneratedImage.objects.exists()
+
+
+def test_a_patch_of_s3key_in_the_records_spelling_is_a_400(api, project):
+    image = GeneratedImageFactory(project=project)
+
+    response = api.patch(f"/image-gen/{image.id}", {"s3Key": "images/x/y.jpg"}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"s3Key": ["Unknown field; this body spells it 's3_key'."]}

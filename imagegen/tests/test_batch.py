@@ -290,6 +290,33 @@ def test_an_item_whose_key_holds_another_images_object_refuses_the_whole_batch(
     assert not ImageBatch.objects.exists()
 
 
+def test_an_item_in_the_records_spelling_or_for_another_project_refuses_the_batch(
+    api, project, other_project
+):
+    items = storyboard(3)
+    items[1]["aspectRatio"] = "1:1"
+    items[2]["projectId"] = other_project.id
+
+    response = post_batch(api, project, items)
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "items[1].aspectRatio": ["Unknown field; this body spells it 'aspect_ratio'."],
+        "items[2].projectId": [
+            f"'{other_project.id}' is not this batch's project ('{project.id}'): a batch makes "
+            "all its items in the project it names."
+        ],
+    }
+    assert not GeneratedImage.objects.exists()
+
+
+def test_an_item_naming_the_batchs_own_project_is_taken(api, project, vendors):
+    vendors.recraft()
+    items = [{**storyboard(1)[0], "projectId": project.id}]
+
+    assert post_batch(api, project, items).status_code == 202
+
+
 def test_an_item_whose_uuid_holds_another_prompt_refuses_the_whole_batch(
     api, project, django_capture_on_commit_callbacks
 ):
