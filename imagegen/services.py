@@ -9,7 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -695,11 +695,14 @@ def _finish_through_outage(
     it. Raises the database's error when the time is up."""
     budget = settings.IMAGEGEN_RECORD_RETRY_SECONDS
     deadline = time.monotonic() + budget
-    waited, delay = 0.0, 0.5
+    waited, delay, failed = 0.0, 0.5, False
     while True:
         try:
+            if failed and _landed(image, **fields):
+                return True
             return _finish(image, attempts=attempts, **fields)
         except (OperationalError, InterfaceError):
+            failed = True
             wait = min(delay, budget - waited)
             if wait <= 0 or time.monotonic() >= deadline:
                 raise
@@ -708,6 +711,26 @@ def _finish_through_outage(
                 connection.close()  # a broken one goes back to the pool, to be discarded
             sleep(wait)
             waited, delay = waited + wait, min(delay * 2, 8.0)
+
+
+def _landed(image: GeneratedImage, **fields: object) -> bool:
+    """Whether this run's outcome is on its row already: the connection can drop after the
+    server committed `_finish` but before it said so. Then `image` takes what was written."""
+    written = (
+        GeneratedImage.objects.filter(
+            pk=image.pk,
+            started_at=image.started_at,
+            status=fields["status"],
+            s3_key=fields["s3_key"],
+        )
+        .values("cost_usd", "finished_at", "updated_at")
+        .first()
+    )
+    if written is None:
+        return False
+    for name, value in {**fields, **written}.items():
+        setattr(image, name, value)
+    return True
 
 
 def _record_failure(
@@ -812,8 +835,11 @@ def _run(image: GeneratedImage) -> GeneratedImage:
             height=success.jpeg.height,
         )
     except Exception:
-        # The row did not commit (the database may be down): the object must not outlive it.
-        _delete_keys([stored_key], keep_referenced=False)
+        # The row did not commit (the database may be down): the object must not outlive it,
+        # unless a row has it after all (a commit whose answer was lost). With the database
+        # still away, it is left to `imagegen_reconcile`.
+        with suppress(DatabaseError):
+            _delete_keys([stored_key])
         _release(
             image,
             error_code="record_failed",
@@ -1048,7 +1074,8 @@ def image_update(
         stored = _stored_jpeg_fields(validate_image_key(image=image, s3_key=s3_key))
     with transaction.atomic():
         if s3_key is not None:
-            # In the claims' order: a request for the uuid whose key this is waits, then sees it.
+            # In the claims' order. The owner's lock (the image's owner owns its project) is what
+            # makes a claim for the uuid whose key this is wait, then see the key taken.
             if not Project.objects.lock_for_images(image.project_id):
                 raise ImageGone
             _lock_owner(image.user_id)

@@ -605,22 +605,24 @@ def test_without_a_broker_the_batch_answer_carries_the_statuses_reached(api, pro
     assert [item["status"] for item in response.json()["items"]] == ["succeeded", "succeeded"]
 
 
-def test_a_database_outage_puts_the_image_back_to_pending_and_retries_it(
-    pending, vendors, settings, monkeypatch
+def test_a_database_outage_while_recording_puts_the_image_back_to_pending_and_retries_it(
+    pending, vendors, settings, monkeypatch, no_sleep
 ):
     settings.IMAGEGEN_TASK_RETRIES = 1
+    settings.IMAGEGEN_RECORD_RETRY_SECONDS = 0
     vendors.recraft()
-    run_task = services.image_run_task
-    outages = []
+    vendors.recraft()
+    finish, failures = services._finish, []
 
-    def database_gone_once(**kwargs):
-        if not outages:
-            outages.append(1)
-            raise OperationalError("connection failed: the database system is starting up")
-        return run_task(**kwargs)
+    def database_gone_once(image, **fields):
+        if fields.get("status") == GeneratedImage.Status.SUCCEEDED and not failures:
+            failures.append(1)
+            raise OperationalError("server closed the connection unexpectedly")
+        return finish(image, **fields)
 
-    monkeypatch.setattr(services, "image_run_task", database_gone_once)
+    monkeypatch.setattr(services, "_finish", database_gone_once)
 
     assert tasks.generate_image.delay(pending.id).get() == "succeeded"
     pending.refresh_from_db()
     assert pending.status == "succeeded"
+    assert vendors.calls("recraft") == 2  # the run whose result was lost, and the retry

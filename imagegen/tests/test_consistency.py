@@ -186,6 +186,30 @@ def test_a_stored_image_is_recorded_once_the_database_is_back(
     assert row.s3_key in bucket_keys(s3_client)
 
 
+def test_a_commit_whose_answer_was_lost_is_reported_as_recorded(
+    api, project, vendors, monkeypatch, no_sleep, s3_client
+):
+    vendors.recraft()
+    finish, lost = services._finish, []
+
+    def committed_then_connection_lost(image, **fields):
+        recorded = finish(image, **fields)
+        if fields.get("status") == GeneratedImage.Status.SUCCEEDED and not lost:
+            lost.append(1)
+            raise OperationalError("server closed the connection unexpectedly")
+        return recorded
+
+    monkeypatch.setattr(services, "_finish", committed_then_connection_lost)
+
+    response = post_image(api, project)
+
+    assert response.status_code == 201, response.json()
+    row = GeneratedImage.objects.get()
+    assert (row.status, row.attempts.count()) == ("succeeded", 1)
+    assert response.json()["s3_key"] == row.s3_key
+    assert row.s3_key in bucket_keys(s3_client)
+
+
 def test_a_database_away_longer_than_the_retries_is_a_503_and_the_image_is_not_kept(
     api, project, vendors, monkeypatch, no_sleep, settings, s3_client
 ):
