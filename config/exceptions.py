@@ -53,6 +53,22 @@ class DatabaseUnavailable(ServiceError):
         )
 
 
+# SQLSTATE classes of a database that is not there to serve: connection exceptions (08), an
+# operator's intervention such as a shutdown (57P), insufficient resources such as too many
+# connections (53). A deadlock (40P01) or a statement timeout (57014) is not an outage.
+# https://www.postgresql.org/docs/current/errcodes-appendix.html
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "53")
+
+
+def _database_unavailable(exc: Exception) -> bool:
+    """Whether `exc` says the database is away: a driver error from no connection (no
+    SQLSTATE: refused, dropped, no pooled connection free in time) or one of those classes."""
+    if not isinstance(exc, (DatabaseOperationalError, DatabaseInterfaceError)):
+        return False
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+
+
 class RequestTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "request_too_large"
@@ -82,7 +98,7 @@ def validation_message(detail: Any) -> str:
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """Render any exception raised in an API view as the error shape; never HTML, never a trace."""
-    if isinstance(exc, (DatabaseOperationalError, DatabaseInterfaceError)):
+    if _database_unavailable(exc):
         # Logged, as an outage should be; the caller is told to retry.
         logger.exception("database_unavailable in %s", context.get("view").__class__.__name__)
         exc = DatabaseUnavailable()

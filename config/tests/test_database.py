@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import QuerySet
 
 from conftest import python_process
@@ -83,3 +83,40 @@ def test_a_database_that_went_away_is_a_503_to_retry(api, monkeypatch, caplog, e
     }
     assert response["Retry-After"] == "5"
     assert "database_unavailable" in caplog.text
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "statements",
+    [
+        ["DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END $$"],
+        ["SET LOCAL statement_timeout = 10", "SELECT pg_sleep(1)"],
+    ],
+    ids=["deadlock", "statement timeout"],
+)
+def test_a_database_error_that_is_no_outage_stays_an_internal_error(api, monkeypatch, statements):
+    def failing(queryset):
+        with transaction.atomic(), connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
+    monkeypatch.setattr(QuerySet, "_fetch_all", failing)
+
+    response = api.get("/image-gen")
+
+    assert response.status_code == 500
+    assert response.json()["code"] == "internal"
+
+
+@pytest.mark.django_db
+def test_a_database_shutting_down_is_a_503(api, monkeypatch):
+    def shutting_down(queryset):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "DO $$ BEGIN RAISE EXCEPTION 'terminating connection due to administrator "
+                "command' USING ERRCODE = '57P01'; END $$"
+            )
+
+    monkeypatch.setattr(QuerySet, "_fetch_all", shutting_down)
+
+    assert api.get("/image-gen").json()["code"] == "database_unavailable"
