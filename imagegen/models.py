@@ -97,6 +97,8 @@ class GeneratedImage(models.Model):
             ),
             models.Index(fields=("user", "-created_at", "-id"), name="image_user_created"),
             models.Index(fields=("status", "started_at"), name="image_status_started"),
+            # Which image holds a key: a key change, a new segment's claim, deletions.
+            models.Index(fields=("s3_key",), name="image_s3_key"),
         )
 
     def __str__(self) -> str:
