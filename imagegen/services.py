@@ -298,6 +298,20 @@ def _check_key_free(*, project_id: str, uuid: str) -> None:
         )
 
 
+def _lock_image(image: GeneratedImage, *, with_owner: bool) -> GeneratedImage:
+    """`image`'s row, read again and locked until the transaction ends; `with_owner`, after its
+    project's and owner's, in the claims' order. Raises `ProjectGone` or `ImageGone` when
+    either was deleted meanwhile."""
+    if with_owner:
+        if not Project.objects.lock_for_images(image.project_id):
+            raise ProjectGone
+        _lock_owner(image.user_id)
+    locked = GeneratedImage.objects.select_for_update().filter(pk=image.pk).first()
+    if locked is None:
+        raise ImageGone
+    return locked
+
+
 def _first_id(images: QuerySet[GeneratedImage]) -> str | None:
     return images.values_list("pk", flat=True).first()
 
@@ -1073,16 +1087,10 @@ def image_update(
         _check_generated(image)
         stored = _stored_jpeg_fields(validate_image_key(image=image, s3_key=s3_key))
     with transaction.atomic():
-        if s3_key is not None:
-            # In the claims' order. The owner's lock (the image's owner owns its project) is what
-            # makes a claim for the uuid whose key this is wait, then see the key taken.
-            if not Project.objects.lock_for_images(image.project_id):
-                raise ImageGone
-            _lock_owner(image.user_id)
         # Locked: a worker taking a queued image waits, and then generates what was written.
-        current = GeneratedImage.objects.select_for_update().filter(pk=image.pk).first()
-        if current is None:
-            raise ImageGone
+        # With a key, the owner's lock too (the image's owner owns its project): a claim for the
+        # uuid whose key this is waits, then sees the key taken.
+        current = _lock_image(image, with_owner=s3_key is not None)
         if s3_key is not None:
             # What may have changed since: the image's status, another row taking the key.
             _check_generated(current)
@@ -1324,12 +1332,7 @@ def image_regenerate(*, image: GeneratedImage) -> GeneratedImage:
     """
     decision = routing.route(image.visual_prompt, image.art_style)
     with transaction.atomic():
-        if not Project.objects.lock_for_images(image.project_id):
-            raise ProjectGone
-        _lock_owner(image.user_id)
-        locked = GeneratedImage.objects.select_for_update().filter(pk=image.pk).first()
-        if locked is None:
-            raise ImageGone
+        locked = _lock_image(image, with_owner=True)
         _check_claimable(locked)
         _check_in_flight(locked.user_id)
         previous = (locked.status, locked.s3_key)
