@@ -185,8 +185,8 @@ USE_TZ = True
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 # Connections are opened per request and released before slow vendor calls (see services).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
-# A reused connection is checked before use (with the pool, at each checkout): after a
-# PostgreSQL restart the pool otherwise handed out every connection it held, dead, each a 500.
+# A reused connection is checked before use: after a PostgreSQL restart every connection kept
+# is dead, and each handed out unchecked was a 500.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
     "DATABASE_POOL", default=True
@@ -194,6 +194,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.boo
     # Releasing a connection returns it to a per-process pool, so taking one back after the
     # vendor call costs nothing, while a new PostgreSQL connection costs ~10 ms.
     # https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool
+    # The pool's connections are checked by our backend as they are taken, which drops all the
+    # dead ones at once (config/postgresql/base.py), not by psycopg_pool, which waited 1, 2,
+    # 4 s... for each dead one it found.
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=16),

@@ -16,13 +16,13 @@ SCRIPT = """
 import sys, threading, django
 django.setup()
 from django.db import connection, connections, OperationalError, InterfaceError
-barrier = threading.Barrier(2)
+barrier = threading.Barrier(8)
 def hold():
     with connection.cursor() as cursor:
         barrier.wait()
         cursor.execute("SELECT 1")
     connections.close_all()
-threads = [threading.Thread(target=hold) for _ in range(2)]
+threads = [threading.Thread(target=hold) for _ in range(8)]
 for thread in threads: thread.start()
 for thread in threads: thread.join()
 print("filled", flush=True)
@@ -47,6 +47,9 @@ def test_queries_after_postgresql_dropped_the_pools_connections_succeed():
         DJANGO_SETTINGS_MODULE="config.settings.local",
         DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{name}?application_name=pooltest",
         DATABASE_POOL="true",
+        # Checked one at a time with psycopg_pool's backoff (1, 2, 4 s...), eight dead
+        # connections outlast this: the first query would fail with a pool timeout.
+        DATABASE_POOL_TIMEOUT="5",
     )
     try:
         assert process.stdout.readline().strip() == "filled"
@@ -56,7 +59,7 @@ def test_queries_after_postgresql_dropped_the_pools_connections_succeed():
                 "WHERE datname = %s AND application_name = 'pooltest'",
                 (name,),
             ).fetchone()[0]
-        assert dropped >= 2  # the pool's connections, now dead
+        assert dropped >= 8  # the pool's connections, now dead
         process.stdin.write("\n")
         process.stdin.flush()
         assert process.stdout.readline().strip() == "failed 0"
