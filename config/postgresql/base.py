@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import psycopg
 from django.db.backends.postgresql import base
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -17,24 +18,27 @@ class DatabaseWrapper(base.DatabaseWrapper):
     process's first request after a restart waited out DATABASE_POOL_TIMEOUT (a 503) with
     five or more of them. Here the first dead one found has the pool check all its idle
     connections at once (`ConnectionPool.check`, which replaces the dead), and the request
-    takes a live one.
+    takes a live one, within the pool's timeout all told. Dead connections that other threads
+    hand back later are checked and dropped in turn; none is handed out unchecked.
     """
 
-    # Tries to find a live connection: more dead ones than this were still in use elsewhere.
-    CHECKOUT_TRIES = 3
-
     def get_new_connection(self, conn_params: dict[str, Any]) -> psycopg.Connection:
-        connection = super().get_new_connection(conn_params)
         pool = self.pool
         if pool is None:
-            return connection
-        for _ in range(self.CHECKOUT_TRIES):
+            return super().get_new_connection(conn_params)
+        deadline = time.monotonic() + pool.timeout
+        connection = super().get_new_connection(conn_params)
+        while True:
             try:
                 ConnectionPool.check_connection(connection)
             except psycopg.Error:
                 pool.putconn(connection)  # broken: the pool discards it
                 pool.check()
-                connection = super().get_new_connection(conn_params)
             else:
                 return connection
-        return connection
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PoolTimeout(f"no live connection after {pool.timeout:.2f} sec")
+            connection = pool.getconn(timeout=left)
+            if "isolation_level" in self.settings_dict["OPTIONS"]:
+                connection.isolation_level = self.isolation_level  # as Django's own does

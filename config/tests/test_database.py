@@ -68,6 +68,42 @@ def test_queries_after_postgresql_dropped_the_pools_connections_succeed():
         process.wait()
 
 
+# A process whose every connection check fails (dead connections handed back again and again):
+# it must not use a connection it could not check, and must give up within the pool's timeout.
+NEVER_LIVE = """
+import time, django, psycopg
+from psycopg_pool import ConnectionPool
+django.setup()
+from django.db import connection, OperationalError
+def dead(conn):
+    raise psycopg.OperationalError("terminating connection due to administrator command")
+ConnectionPool.check_connection = staticmethod(dead)
+started = time.monotonic()
+try:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    print("used an unchecked connection", flush=True)
+except OperationalError as exc:
+    print(f"refused after {time.monotonic() - started:.1f} s", flush=True)
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_that_fails_its_check_is_never_used_and_the_wait_is_bounded():
+    name = connection.settings_dict["NAME"]
+    process = python_process(
+        NEVER_LIVE,
+        DJANGO_SETTINGS_MODULE="config.settings.local",
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{name}",
+        DATABASE_POOL="true",
+        DATABASE_POOL_TIMEOUT="1",
+    )
+    output, _ = process.communicate(timeout=60)
+    outcome, _, seconds = output.strip().splitlines()[-1].rpartition(" after ")
+    assert outcome == "refused"
+    assert 1 <= float(seconds.removesuffix(" s")) < 3  # the pool's timeout, not one per try
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("error", [OperationalError, InterfaceError])
 def test_a_database_that_went_away_is_a_503_to_retry(api, monkeypatch, caplog, error):
