@@ -39,25 +39,31 @@ print("failed", failed, flush=True)
 """
 
 
-@pytest.mark.django_db(transaction=True)
-def test_queries_after_postgresql_dropped_the_pools_connections_succeed():
+def pooled_process(script: str, *, timeout: int):
+    """`script` in a process on the test database with the production default, the pool (its
+    connections named `pooltest`), waiting at most `timeout` seconds for a connection."""
     name = connection.settings_dict["NAME"]
-    process = python_process(
-        SCRIPT,
+    return python_process(
+        script,
         DJANGO_SETTINGS_MODULE="config.settings.local",
         DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{name}?application_name=pooltest",
         DATABASE_POOL="true",
-        # Checked one at a time with psycopg_pool's backoff (1, 2, 4 s...), eight dead
-        # connections outlast this: the first query would fail with a pool timeout.
-        DATABASE_POOL_TIMEOUT="5",
+        DATABASE_POOL_TIMEOUT=str(timeout),
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_queries_after_postgresql_dropped_the_pools_connections_succeed():
+    # Checked one at a time with psycopg_pool's backoff (1, 2, 4 s...), eight dead connections
+    # outlast a 5 s timeout: the first query would fail with a pool timeout.
+    process = pooled_process(SCRIPT, timeout=5)
     try:
         assert process.stdout.readline().strip() == "filled"
         with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as db:
             dropped = db.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE datname = %s AND application_name = 'pooltest'",
-                (name,),
+                (connection.settings_dict["NAME"],),
             ).fetchone()[0]
         assert dropped >= 8  # the pool's connections, now dead
         process.stdin.write("\n")
@@ -90,14 +96,7 @@ except OperationalError as exc:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_connection_that_fails_its_check_is_never_used_and_the_wait_is_bounded():
-    name = connection.settings_dict["NAME"]
-    process = python_process(
-        NEVER_LIVE,
-        DJANGO_SETTINGS_MODULE="config.settings.local",
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{name}",
-        DATABASE_POOL="true",
-        DATABASE_POOL_TIMEOUT="1",
-    )
+    process = pooled_process(NEVER_LIVE, timeout=1)
     output, _ = process.communicate(timeout=60)
     outcome, _, seconds = output.strip().splitlines()[-1].rpartition(" after ")
     assert outcome == "refused"
