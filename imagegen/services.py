@@ -906,21 +906,79 @@ def _renew_lease(image: GeneratedImage) -> None:
 def _release(image: GeneratedImage, *, error_code: str, message: str, stored_key: str = "") -> None:
     """Mark a generation that could not end normally as failed, if the row is still this
     run's, so a retry need not wait out the running lease; a row still on a deleted object
-    (`stored_key`) lets go of it."""
+    (`stored_key`) lets go of it. With the database away, a thread does it once it is back."""
+    if image.id in _releasing_later:
+        return  # the database was away for this run's first release: it is being retried
     try:
-        GeneratedImage.objects.filter(
-            pk=image.pk, status=GeneratedImage.Status.RUNNING, started_at=image.started_at
-        ).update(
+        _mark_ended(
+            image,
             status=GeneratedImage.Status.FAILED,
             error_code=error_code,
             message=message,
-            s3_key=Case(When(s3_key=stored_key, then=Value("")), default=F("s3_key")),
-            finished_at=timezone.now(),
-            updated_at=timezone.now(),
+            stored_key=stored_key,
         )
     except DatabaseError:
-        # The database is unreachable: the row stays running until its lease expires.
         logger.exception("%s image=%s", error_code, image.id)
+        _release_later(image, error_code=error_code, message=message, stored_key=stored_key)
+
+
+def _mark_ended(
+    image: GeneratedImage, *, status: str, error_code: str, message: str, stored_key: str
+) -> None:
+    """This run's row, if it still is, in `status` (failed, or pending to run again)."""
+    now = timezone.now()
+    GeneratedImage.objects.filter(
+        pk=image.pk, status=GeneratedImage.Status.RUNNING, started_at=image.started_at
+    ).update(
+        status=status,
+        error_code=error_code,
+        message=message,
+        s3_key=Case(When(s3_key=stored_key, then=Value("")), default=F("s3_key")),
+        finished_at=None if status == GeneratedImage.Status.PENDING else now,
+        updated_at=now,
+    )
+
+
+# Images whose release waits for the database (`_release_later`), by id.
+_releasing_later: set[str] = set()
+_releasing_later_lock = threading.Lock()
+
+
+def _release_later(image: GeneratedImage, **fields: str) -> None:
+    """Once the database is back, from a thread of its own, mark the row failed, or `pending`
+    again for a background image (its task's retry, or the sweep, runs it), trying for up to
+    `IMAGEGEN_RUNNING_LEASE` (the sweep's after that). Without it, a row whose run ended during
+    an outage stayed `running`, and its uuid answered 409 `in_progress`, for the whole lease."""
+    with _releasing_later_lock:
+        if image.id in _releasing_later:
+            return
+        _releasing_later.add(image.id)
+    if image.background:
+        fields = {
+            **fields,
+            "error_code": "",
+            "message": "Queued again: the database was unavailable as its generation ended.",
+        }
+    status = GeneratedImage.Status.PENDING if image.background else GeneratedImage.Status.FAILED
+
+    def release() -> None:
+        deadline, delay = time.monotonic() + settings.IMAGEGEN_RUNNING_LEASE, 1.0
+        try:
+            while time.monotonic() < deadline:
+                sleep(delay)
+                try:
+                    _mark_ended(image, status=status, **fields)
+                except DatabaseError:
+                    connection.close()  # broken: the next try takes another
+                    delay = min(delay * 2, 30.0)
+                else:
+                    logger.info("released_later image=%s", image.id)
+                    return
+        finally:
+            connection.close()
+            _releasing_later.discard(image.id)
+
+    threading.Thread(target=release, name=f"release-{image.id}", daemon=True).start()
 
 
 def image_generate(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import kombu.exceptions
 import pytest
@@ -565,3 +566,40 @@ def test_edit_made_while_generating_survives_the_result(project, vendors):
     assert row.visual_prompt == "An edited prompt"
     assert row.status == "succeeded"
     assert row.attempts.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("background", "settled"), [(False, ("failed", "record_failed")), (True, ("pending", ""))]
+)
+def test_a_row_left_running_by_an_outage_is_settled_once_the_database_is_back(
+    project, monkeypatch, no_sleep, background, settled
+):
+    image = GeneratedImageFactory(
+        project=project,
+        status="running",
+        started_at=timezone.now(),
+        s3_key="",
+        background=background,
+    )
+    mark_ended, tries = services._mark_ended, []
+
+    def database_away_twice(image, **fields):
+        tries.append(1)
+        if len(tries) <= 2:
+            raise OperationalError("connection failed: the database system is starting up")
+        return mark_ended(image, **fields)
+
+    monkeypatch.setattr(services, "_mark_ended", database_away_twice)
+
+    services._release(image, error_code="record_failed", message="Could not be recorded. Retry.")
+    services._release(image, error_code="internal", message="Crashed.")  # the run's second try
+
+    deadline = time.monotonic() + 10
+    while GeneratedImage.objects.get(pk=image.pk).status == "running":
+        assert time.monotonic() < deadline, "the row stayed running"
+        time.sleep(0.05)
+    row = GeneratedImage.objects.get(pk=image.pk)
+    assert (row.status, row.error_code) == settled
+    assert len(tries) == 3  # the release, then the thread's two tries; the second release waited
+    assert image.id not in services._releasing_later
