@@ -188,6 +188,19 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=
 # A reused connection is checked before use: after a PostgreSQL restart every connection kept
 # is dead, and each handed out unchecked was a 500.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A server that stops answering (a partition, a hung host) fails requests instead of holding
+    # their threads: connecting is bounded, the kernel gives up on data the server does not
+    # acknowledge, and keepalives find a dead peer of an idle connection.
+    # https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        connect_timeout=env.int("DATABASE_CONNECT_TIMEOUT", default=5),
+        tcp_user_timeout=env.int("DATABASE_TCP_USER_TIMEOUT", default=30) * 1000,
+        keepalives=1,
+        keepalives_idle=30,
+        keepalives_interval=10,
+        keepalives_count=3,
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
     "DATABASE_POOL", default=True
 ):

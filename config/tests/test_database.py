@@ -3,6 +3,8 @@ dropped the ones it held (a restart, a failover), and a request meanwhile is a 5
 
 from __future__ import annotations
 
+import socket
+
 import psycopg
 import pytest
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -158,3 +160,27 @@ def test_a_database_shutting_down_is_a_503(api, monkeypatch):
     monkeypatch.setattr(QuerySet, "_fetch_all", shutting_down)
 
     assert api.get("/image-gen").json()["code"] == "database_unavailable"
+
+
+def test_a_database_server_that_never_answers_fails_the_connection_in_time():
+    # Accepts connections and says nothing, as a hung host or a black-holed network does.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        process = python_process(
+            "import time, django; django.setup(); from django.db import connection\n"
+            "started = time.monotonic()\n"
+            "try:\n    connection.ensure_connection()\n"
+            "except Exception as exc:\n"
+            "    print(type(exc).__name__, round(time.monotonic() - started))",
+            DJANGO_SETTINGS_MODULE="config.settings.local",
+            DATABASE_URL=f"postgres://postgres@127.0.0.1:{port}/imagegen",
+            DATABASE_POOL="false",
+            DATABASE_CONNECT_TIMEOUT="2",
+        )
+        try:
+            output, _ = process.communicate(timeout=30)
+        finally:
+            process.kill()
+    assert output.split() == ["OperationalError", "2"]
