@@ -21,6 +21,8 @@ from django.core.files.storage import storages
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
 from health_check.base import HealthCheck
 from health_check.contrib.celery import Ping
 from health_check.exceptions import ServiceUnavailable
@@ -101,8 +103,10 @@ class CeleryWorkers(Ping):
 _FORMATS = frozenset({"json", "text", "atom", "rss", "openmetrics"})
 
 
+@method_decorator(csrf_exempt, name="dispatch")
 class HealthView(HealthCheckView):
-    """The library's view, with an Accept header it cannot parse answered 406, not 500."""
+    """The library's view, with an Accept header it cannot parse answered 406, not 500, and
+    any method but GET (and HEAD) a 405, not the CSRF check's 403."""
 
     async def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:

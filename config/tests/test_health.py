@@ -185,3 +185,8 @@ def test_a_malformed_accept_header_is_a_406_that_says_what_to_send():
 def test_probes_are_never_cached():
     response = Client().get("/health/ready", **JSON)
     assert "no-cache" in response["Cache-Control"]
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_a_probe_takes_get_only(method):
+    assert getattr(Client(enforce_csrf_checks=True), method)("/health/ready").status_code == 405
