@@ -34,7 +34,8 @@ ERROR_MEANINGS = {
     404: "It does not exist, or it is not yours (the two are indistinguishable).",
     409: "The uuid holds a different prompt (`uuid_conflict`), or is being generated or queued "
     "(`in_progress`, with `Retry-After`); or a new `s3_key` for an image that has not been "
-    "generated (`not_generated`).",
+    "generated (`not_generated`); or the image or its project deleted, or its row taken over, "
+    "while this request generated it (`image_superseded`: nothing was kept).",
     411: "The body was sent chunked: send it with a `Content-Length` header.",
     413: "The body is over `API_MAX_BODY_BYTES` (4 MiB by default).",
     415: "The body is not JSON.",

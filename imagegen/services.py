@@ -818,6 +818,11 @@ def _run(image: GeneratedImage) -> GeneratedImage:
         raise error from None
 
     key = image_key(project_id=image.project_id, uuid=image.uuid)
+    if not _still_running(image):
+        # Deleted (then perhaps asked for again, and generated into the same key) or taken over
+        # while the vendor was called: the key is no longer this run's to write.
+        logger.warning("generation_superseded image=%s before storing", image.id)
+        raise _superseded(image)
     try:
         stored_key = default_storage.save(key, ContentFile(success.jpeg.data))
     except Exception as exc:
@@ -874,6 +879,25 @@ def _run(image: GeneratedImage) -> GeneratedImage:
             _delete_keys([stored_key])
         raise _superseded(image)
     return image
+
+
+def _still_running(image: GeneratedImage) -> bool:
+    """Whether the row is still this run's, looked up just before its object is stored.
+
+    Without it, a run whose image was deleted and generated again meanwhile (a new row, the
+    same key) put its picture over the new row's when its vendor call ended last. The check
+    holds no lock and no connection through the put: a deletion and a whole new generation
+    would have to fit between the two. With the database away the run stores, and records
+    through the outage as before.
+    """
+    try:
+        return GeneratedImage.objects.filter(
+            pk=image.pk, status=GeneratedImage.Status.RUNNING, started_at=image.started_at
+        ).exists()
+    except (OperationalError, InterfaceError):
+        return True
+    finally:
+        _release_db_connection()
 
 
 def _superseded(image: GeneratedImage) -> ImageSuperseded:
@@ -1261,7 +1285,6 @@ def object_keys(images: Iterable[tuple[str, str, str]]) -> list[str]:
     return list(dict.fromkeys(key for key in keys if key))
 
 
-@transaction.atomic
 @transaction.atomic
 def image_delete(*, image: GeneratedImage) -> None:
     """Delete an image's row and, after commit, its stored objects.

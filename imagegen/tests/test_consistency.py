@@ -14,7 +14,7 @@ from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from conftest import S3_BUCKET
-from imagegen import services, tasks
+from imagegen import imaging, services, tasks
 from imagegen.exceptions import ImageSuperseded, ProjectGone
 from imagegen.models import GeneratedImage
 from imagegen.testing import vendor_payloads
@@ -603,3 +603,42 @@ def test_a_row_left_running_by_an_outage_is_settled_once_the_database_is_back(
     assert (row.status, row.error_code) == settled
     assert len(tries) == 3  # the release, then the thread's two tries; the second release waited
     assert image.id not in services._releasing_later
+
+
+def test_a_late_run_does_not_overwrite_the_image_of_the_same_uuid_generated_again(
+    project, vendors, s3_client, monkeypatch
+):
+    """An image deleted while it was generated, then asked for again and generated (a new row,
+    succeeded) before the first run's vendor call ended: the first run must not put its picture
+    over the object the new row describes."""
+    late = vendor_payloads.image_bytes("WEBP", (64, 36), color="red")
+    vendors.recraft(body=vendor_payloads.recraft_success(late))
+    fresh = vendor_payloads.image_bytes("WEBP", (40, 40))
+    vendors.recraft(body=vendor_payloads.recraft_success(fresh))
+    image = claim(project)
+    again, first = [], []
+
+    def delete_and_generate_again() -> None:
+        services.image_delete(image=GeneratedImage.objects.get(pk=image.pk))
+        again.append(services.image_run(claim(project)))
+
+    original = services.provider_attempt
+
+    def first_call_ends_last(*args, **kwargs):
+        answer = original(*args, **kwargs)
+        if not first:  # the first run's vendor call ends once the second run has finished
+            first.append(True)
+            delete_and_generate_again()
+        return answer
+
+    monkeypatch.setattr(services, "provider_attempt", first_call_ends_last)
+
+    with pytest.raises(ImageSuperseded):
+        services.image_run(image)
+
+    row = GeneratedImage.objects.get()
+    assert row.pk == again[0].pk
+    assert row.status == "succeeded"
+    stored = s3_client.get_object(Bucket=S3_BUCKET, Key=row.s3_key)["Body"].read()
+    assert imaging.jpeg_size(stored) == (row.width, row.height) == (40, 40)
+    assert len(stored) == row.image_size_bytes
