@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -91,6 +92,28 @@ def refuse_chunked_bodies(get_response: Callable[[HttpRequest], HttpResponse]) -
         takes_body = request.method in ("POST", "PUT", "PATCH")
         if chunked and takes_body and not request.META.get("CONTENT_LENGTH"):
             return length_required(request)
+        return get_response(request)
+
+    return middleware
+
+
+def read_body_first(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:
+    """A request's body (at most `DATA_UPLOAD_MAX_MEMORY_SIZE`, 4 MiB) is read before anything
+    else runs, the token check's database lookup included.
+
+    DRF reads the body when a view first asks for `request.data`, after authentication has
+    taken a pooled database connection, which Django keeps until the response. A client that
+    sent its headers and then trickled or stalled its body (a slow upload, a Content-Length
+    promising more than comes) held one of the process's `DATABASE_POOL_MAX_SIZE` connections
+    all that time: 16 such clients made every other request of the process a 503
+    `database_unavailable` after `DATABASE_POOL_TIMEOUT`, and `/health/ready` fail.
+    A body over the cap is left unread for the view to refuse (413) as before.
+    """
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        if request.method in ("POST", "PUT", "PATCH") and request.META.get("CONTENT_LENGTH"):
+            with contextlib.suppress(RequestDataTooBig):
+                request.body  # noqa: B018
         return get_response(request)
 
     return middleware

@@ -132,6 +132,8 @@ MIDDLEWARE = [
     # Before anything reads the Host header (config/health.py).
     "config.health.skip_host_check_for_probes",
     "django.middleware.security.SecurityMiddleware",
+    # Before anything takes a database connection: a slow upload must not hold one.
+    "config.middleware.read_body_first",
     "config.middleware.refuse_too_many_fields",
     "config.middleware.reject_nul_bytes",
     "config.middleware.refuse_chunked_bodies",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -372,9 +373,17 @@ def fake_vendors() -> Iterator[FakeVendorServer]:
         yield server
 
 
-@pytest.fixture
-def server(transactional_db, fake_vendors, moto_endpoint, tmp_path: Path) -> Iterator[str]:
-    """gunicorn with the repo's gunicorn.conf.py and production settings: two worker processes,
+@contextlib.contextmanager
+def gunicorn_server(
+    fake_vendors,
+    moto_endpoint,
+    tmp_path: Path,
+    *,
+    workers: int = 2,
+    threads: int = PARALLEL_REQUESTS,
+    **extra_environment: str,
+) -> Iterator[str]:
+    """gunicorn with the repo's gunicorn.conf.py and production settings: worker processes of
     threads, the test database, S3 on moto and the vendors on the loopback fake."""
     port = free_port()
     database = connection.settings_dict
@@ -396,6 +405,7 @@ def server(transactional_db, fake_vendors, moto_endpoint, tmp_path: Path) -> Ite
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "MEDIA_ROOT": str(tmp_path),
+        **extra_environment,
     }
     command = [
         str(Path(sys.executable).with_name("gunicorn")),
@@ -405,11 +415,11 @@ def server(transactional_db, fake_vendors, moto_endpoint, tmp_path: Path) -> Ite
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
-        "2",
+        str(workers),
         "--worker-class",
         "gthread",
         "--threads",
-        str(PARALLEL_REQUESTS),
+        str(threads),
         "--timeout",
         "30",
         "--no-control-socket",  # its default path is shared by every gunicorn on the machine
@@ -430,6 +440,14 @@ def server(transactional_db, fake_vendors, moto_endpoint, tmp_path: Path) -> Ite
         _, errors = process.communicate(timeout=15)
         if process.returncode not in (0, -signal.SIGINT):
             print(errors.decode(errors="replace"))  # noqa: T201  (shown when the test fails)
+
+
+@pytest.fixture
+def server(transactional_db, fake_vendors, moto_endpoint, tmp_path: Path) -> Iterator[str]:
+    """gunicorn with the repo's gunicorn.conf.py and production settings: two worker processes,
+    threads, the test database, S3 on moto and the vendors on the loopback fake."""
+    with gunicorn_server(fake_vendors, moto_endpoint, tmp_path) as url:
+        yield url
 
 
 @pytest.mark.e2e
@@ -477,3 +495,51 @@ def test_identical_concurrent_posts_generate_once(server, fake_vendors, project,
     assert (row.status, row.s3_key) == ("succeeded", key)
     assert replay.status_code == 200
     assert (replay.json()["s3_key"], replay.json()["message"]) == (key, REPLAY_MESSAGE)
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_a_client_sending_its_body_slowly_holds_no_database_connection(
+    fake_vendors, moto_endpoint, project, tmp_path
+):
+    # One worker whose pool has two connections: two clients that send their headers and the
+    # start of a body, then stall (a slow upload, a Content-Length that promises more than
+    # comes), must not take the database away from every other request of the process.
+    access = jwt.encode(
+        AccessToken.for_user(project.owner).payload, SERVER_SECRET_KEY, algorithm="HS256"
+    )
+    body = json.dumps({**SEED_POST, "projectId": project.id}).encode()
+    head = (
+        f"POST /image-gen HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-Proto: https\r\n"
+        f"Authorization: Bearer {access}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with gunicorn_server(
+        fake_vendors,
+        moto_endpoint,
+        tmp_path,
+        workers=1,
+        threads=8,
+        DATABASE_POOL_MIN_SIZE="1",
+        DATABASE_POOL_MAX_SIZE="2",
+        DATABASE_POOL_TIMEOUT="3",
+    ) as url:
+        port = int(url.rsplit(":", 1)[1])
+        stalled = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        try:
+            for client in stalled:
+                client.sendall(head + body[:10])
+            time.sleep(1)  # their threads have authenticated them and wait for the body
+            started = time.monotonic()
+            answer = requests.get(
+                f"{url}/image-gen",
+                headers={**BEHIND_TLS_PROXY, "Authorization": f"Bearer {access}"},
+                timeout=30,
+            )
+            took = time.monotonic() - started
+        finally:
+            for client in stalled:
+                client.close()
+
+    assert answer.status_code == 200, answer.text
+    assert took < 2, took
