@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from django.conf import settings
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def to_jpeg(data: bytes, *, max_bytes: int, quality: int) -> JpegImage:
         with _opened(data) as source:
             source_format = source.format or ""
             source.load()
-            rgb = _flatten(source)
+            rgb = _flatten(_upright(source))
         jpeg = _encode_jpeg(rgb, quality=quality)
     return JpegImage(data=jpeg, width=rgb.width, height=rgb.height, source_format=source_format)
 
@@ -124,6 +124,19 @@ def _encode_jpeg(image: Image.Image, *, quality: int) -> bytes:
         image.save(file, **params)
         file.seek(0)
         return file.read()
+
+
+# EXIF orientations that move pixels (1 is "as stored"; 2-8 flip and/or rotate).
+_EXIF_ORIENTATION = 0x0112
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """`image` as viewers show it: its EXIF orientation applied to the pixels, as the JPEG we
+    store carries no EXIF (else a picture tagged "rotate 90°" was stored sideways, its width
+    and height swapped). Untagged images, nearly all of them, are returned as they are."""
+    if image.getexif().get(_EXIF_ORIENTATION, 1) in (2, 3, 4, 5, 6, 7, 8):
+        return ImageOps.exif_transpose(image)
+    return image
 
 
 def _flatten(image: Image.Image) -> Image.Image:

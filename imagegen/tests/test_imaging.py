@@ -318,3 +318,24 @@ def test_the_fakes_photo_like_images_carry_detail_and_convert(fmt):
     assert len(photo) > 10 * len(vendor_payloads.image_bytes(fmt, (256, 192)))
     jpeg = to_jpeg(photo)
     assert (jpeg.width, jpeg.height) == (256, 192)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "PNG"])
+def test_exif_orientation_is_applied_not_dropped(fmt):
+    # A 400x200 picture whose EXIF says "rotate 90° clockwise to display" (orientation 6) is a
+    # 200x400 portrait to every viewer. The stored JPEG carries no EXIF, so the rotation must be
+    # applied to the pixels, or the picture is shown sideways with its dimensions swapped.
+    image = Image.new("RGB", (400, 200), (200, 30, 30))
+    image.paste((30, 30, 200), (0, 0, 200, 200))  # left half blue
+    exif = Image.Exif()
+    exif[0x0112] = 6
+
+    jpeg = to_jpeg(encoded(image, fmt, exif=exif))
+
+    assert (jpeg.width, jpeg.height) == (200, 400)
+    stored = decoded(jpeg)
+    assert stored.size == (200, 400)
+    # Rotated clockwise, the left (blue) half is now the top half.
+    top, bottom = stored.getpixel((100, 50)), stored.getpixel((100, 350))
+    assert top[2] > 150 > top[0], top
+    assert bottom[0] > 150 > bottom[2], bottom
