@@ -67,8 +67,16 @@ class StorageAnswers(HealthCheck):
     alias: str = "default"
 
     def run(self) -> None:
+        storage = storages[self.alias]
         try:
-            storages[self.alias].exists(STORAGE_PROBE_KEY)
+            # On S3, a listing bounded to a few seconds: a HEAD of a missing key cannot tell a
+            # missing bucket (also a 404) from a missing key, and the upload client's retries
+            # and 30 s read timeout held the probe for two minutes when S3 stopped answering.
+            probe = getattr(storage, "probe", None)
+            if probe is not None:
+                probe(STORAGE_PROBE_KEY)
+            else:
+                storage.exists(STORAGE_PROBE_KEY)
         except Exception as exc:  # botocore's and the file system's errors alike
             raise ServiceUnavailable(f"the storage did not answer ({type(exc).__name__})") from exc
 

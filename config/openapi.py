@@ -44,7 +44,8 @@ ERROR_MEANINGS = {
     429: "Too many requests, too many generations running, or too many images queued "
     "(`Retry-After` says when to retry).",
     502: "Every provider failed (`providers_failed`); the failure is recorded, nothing stored.",
-    503: "The image could not be stored (`storage_unavailable`); retry.",
+    503: "The storage could not be reached (`storage_unavailable`): the image could not be "
+    "stored, or a new `s3_key` checked; retry.",
     504: "Every provider attempt timed out (`providers_timed_out`).",
 }
 ERROR_EXAMPLES = {

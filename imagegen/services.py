@@ -826,17 +826,24 @@ def _run(image: GeneratedImage) -> GeneratedImage:
     try:
         stored_key = default_storage.save(key, ContentFile(success.jpeg.data))
     except Exception as exc:
-        logger.exception("storage_failed image=%s key=%s", image.id, key)
-        message = f"The image was generated but could not be stored ({type(exc).__name__}). Retry."
-        _record_failure(
-            image,
-            attempts=attempts,
-            message=message,
-            error_code="storage_unavailable",
-            model=success.provider.name,
-            provider_model=success.result.provider_model,
-        )
-        raise StorageUnavailable(message, id=image.id, model=success.provider.name) from exc
+        if not _stored_anyway(key, success.jpeg.data):
+            logger.exception("storage_failed image=%s key=%s", image.id, key)
+            message = (
+                f"The image was generated but could not be stored ({type(exc).__name__}). Retry."
+            )
+            _record_failure(
+                image,
+                attempts=attempts,
+                message=message,
+                error_code="storage_unavailable",
+                model=success.provider.name,
+                provider_model=success.result.provider_model,
+            )
+            raise StorageUnavailable(message, id=image.id, model=success.provider.name) from exc
+        # The put landed but its answer was lost (a closed connection, a read timeout): the
+        # image is paid for and stored, so it is recorded instead of paid for again.
+        logger.warning("storage_answer_lost image=%s key=%s: the object is stored", image.id, key)
+        stored_key = key
 
     try:
         recorded = _finish_through_outage(
@@ -898,6 +905,12 @@ def _still_running(image: GeneratedImage) -> bool:
         return True
     finally:
         _release_db_connection()
+
+
+def _stored_anyway(key: str, data: bytes) -> bool:
+    """Whether a save that raised stored `data` at `key` all the same (S3 only)."""
+    holds = getattr(default_storage, "holds", None)
+    return holds is not None and holds(key, data)
 
 
 def _superseded(image: GeneratedImage) -> ImageSuperseded:
@@ -1167,7 +1180,17 @@ def image_update(
         # Storage is read before the row is locked: a slow S3 must not hold the row, nor a
         # request for its uuid waiting with the owner's lock, nor the owner's requests behind.
         _check_generated(image)
-        stored = _stored_jpeg_fields(validate_image_key(image=image, s3_key=s3_key))
+        try:
+            stored = _stored_jpeg_fields(validate_image_key(image=image, s3_key=s3_key))
+        except (ServiceError, DatabaseError):
+            raise
+        except Exception as exc:  # botocore's and the file system's errors alike
+            logger.exception("storage_read_failed image=%s key=%s", image.id, s3_key)
+            raise StorageUnavailable(
+                f"The storage could not be read ({type(exc).__name__}); nothing was changed. "
+                "Retry later.",
+                id=image.id,
+            ) from exc
     with transaction.atomic():
         # Locked: a worker taking a queued image waits, and then generates what was written.
         # With a key, the owner's lock too (the image's owner owns its project): a claim for the
@@ -1264,14 +1287,18 @@ def _delete_keys(keys: list[str], *, keep_referenced: bool = True) -> None:
         if keep_referenced
         else set()
     )
-    for key in keys:
-        if key in kept:
-            continue
+    left = [key for key in keys if key not in kept]
+    for done, key in enumerate(left):
         try:
             default_storage.delete(key)
         except Exception:
-            # The row is gone already; `imagegen_reconcile` finds and removes the orphan.
-            logger.exception("storage_delete_failed key=%s", key)
+            # The row is gone already; `imagegen_reconcile` finds and removes the orphans. The
+            # rest is left to it too: a store that stops answering held a task one full
+            # client timeout (about 2 minutes) per key, 500 keys a task.
+            logger.exception(
+                "storage_delete_failed key=%s left_to_reconcile=%d", key, len(left) - done
+            )
+            return
 
 
 def object_keys(images: Iterable[tuple[str, str, str]]) -> list[str]:

@@ -228,7 +228,7 @@ class ImageDetailView(generics.RetrieveAPIView):
                     "image": ImageWithProjectSerializer(),
                 },
             ),
-            **error_responses(400, 401, 404, 409, 411, 413, 415, 429),
+            **error_responses(400, 401, 404, 409, 411, 413, 415, 429, 503),
         },
         examples=[openapi.PATCH_REQUEST, openapi.PATCH_ANSWER],
     )

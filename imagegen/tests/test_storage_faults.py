@@ -1,0 +1,288 @@
+"""S3 faults between the service and a real S3 endpoint (moto), injected by a loopback proxy:
+refused connections, error answers, a store that stops answering, a put whose answer is lost."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from botocore.config import Config
+from django.test import Client
+from PIL import Image
+
+from config.settings.base import storage_backend
+from conftest import S3_BUCKET, _s3_storages
+from imagegen import services
+from imagegen.models import GeneratedImage
+from imagegen.testing import vendor_payloads
+from imagegen.tests.factories import GeneratedImageFactory
+from imagegen.tests.test_api import SEED_POST, post_image
+
+pytestmark = pytest.mark.django_db
+
+STORAGE_CHECK = "StorageAnswers(alias='default')"
+ONE_TRY = Config(retries={"total_max_attempts": 1})
+ERRORS = {
+    "503": ("503 Slow Down", "SlowDown"),
+    "500": ("500 Internal Server Error", "InternalError"),
+    "403": ("403 Forbidden", "AccessDenied"),
+}
+
+
+class S3FaultProxy:
+    """HTTP/1.1 in front of moto, one request per connection. `mode`: pass, close (close at
+    once), hang (read the request, answer nothing for `hang_seconds`, close), 503/500/403 (an
+    S3 error document), lost_put (a PUT reaches moto, its answer is dropped)."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream_port = int(upstream.rsplit(":", 1)[1])
+        self.mode = "pass"
+        self.hang_seconds = 10.0
+        self.requests: list[tuple[str, str, str]] = []
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self._stop = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def close(self) -> None:
+        self._stop = True
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while not self._stop:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(client,), daemon=True).start()
+
+    @staticmethod
+    def _read_request(sock: socket.socket) -> tuple[bytes, bytes] | None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        head, body = data.split(b"\r\n\r\n", 1)
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None
+            body += chunk
+        return head, body
+
+    def _forward(self, head: bytes, body: bytes) -> bytes:
+        lines = [
+            line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:")
+        ]
+        with socket.create_connection(("127.0.0.1", self.upstream_port), timeout=30) as upstream:
+            upstream.sendall(b"\r\n".join([*lines, b"Connection: close"]) + b"\r\n\r\n" + body)
+            answer = b""
+            while chunk := upstream.recv(65536):
+                answer += chunk
+        head, sep, rest = answer.partition(b"\r\n\r\n")
+        kept = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:")]
+        return b"\r\n".join([*kept, b"Connection: close"]) + sep + rest
+
+    def _handle(self, client: socket.socket) -> None:
+        with client:
+            mode = self.mode
+            if mode == "close":
+                return
+            request = self._read_request(client)
+            if request is None:
+                return
+            head, body = request
+            method, path = head.split(b" ")[:2]
+            self.requests.append((mode, method.decode(), path.decode()))
+            if mode == "hang":
+                client.settimeout(self.hang_seconds)
+                try:
+                    while client.recv(65536):
+                        pass
+                except OSError:
+                    pass
+                return
+            if mode in ERRORS:
+                status, code = ERRORS[mode]
+                document = (
+                    f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+                    f"<Message>{code}</Message><RequestId>PROXY</RequestId></Error>"
+                ).encode()
+                client.sendall(
+                    f"HTTP/1.1 {status}\r\nContent-Type: application/xml\r\n"
+                    f"Content-Length: {len(document)}\r\nConnection: close\r\n\r\n".encode()
+                    + (document if method != b"HEAD" else b"")
+                )
+                return
+            answer = self._forward(head, body)
+            if mode == "lost_put" and method == b"PUT":
+                return  # stored, but the client never hears so
+            client.sendall(answer)
+
+
+@pytest.fixture
+def s3_proxy(settings, moto_endpoint: str) -> Iterator[S3FaultProxy]:
+    """Storage through the fault proxy, with the production S3 client settings (timeouts,
+    retries) of config/settings/base.py."""
+    proxy = S3FaultProxy(moto_endpoint)
+    storages = _s3_storages(proxy.endpoint)
+    production = storage_backend(S3_BUCKET)["OPTIONS"]["client_config"]
+    storages["default"]["OPTIONS"]["client_config"] = production
+    settings.STORAGES = storages
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def one_try(settings, s3_proxy: S3FaultProxy) -> S3FaultProxy:
+    """The proxy, with the client trying each call once: what a test counts is the same, and
+    it does not wait out the retries' backoff."""
+    storages = {**settings.STORAGES}
+    options = storages["default"]["OPTIONS"]
+    storages["default"] = {
+        **storages["default"],
+        "OPTIONS": {**options, "client_config": options["client_config"].merge(ONE_TRY)},
+    }
+    settings.STORAGES = storages
+    return s3_proxy
+
+
+def stored_image(s3_client, **fields) -> GeneratedImage:
+    """A succeeded row whose record describes the JPEG behind its key."""
+    data = vendor_payloads.image_bytes("JPEG", (64, 36))
+    image = GeneratedImageFactory(image_size_bytes=len(data), width=64, height=36, **fields)
+    s3_client.put_object(Bucket=S3_BUCKET, Key=image.s3_key, Body=data)
+    return image
+
+
+def object_size(s3_client, key: str) -> tuple[int, tuple[int, int]]:
+    data = s3_client.get_object(Bucket=S3_BUCKET, Key=key)["Body"].read()
+    return len(data), Image.open(io.BytesIO(data)).size
+
+
+# ---------------------------------------------------------------------------------------------
+# PATCH s3_key reads the storage: an unavailable store is a 503, not a 500.
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["close", "503", "403"])
+def test_patch_s3_key_while_storage_fails_is_a_503(api, user, s3_proxy, s3_client, mode):
+    image = stored_image(s3_client, project__owner=user)
+    other = f"images/{image.project_id}/manual/other.jpg"
+    s3_client.put_object(Bucket=S3_BUCKET, Key=other, Body=vendor_payloads.image_bytes("JPEG"))
+    s3_proxy.mode = mode
+
+    response = api.patch(f"/image-gen/{image.id}", {"s3_key": other}, format="json")
+
+    assert response.status_code == 503, response.json()
+    body = response.json()
+    assert (body["success"], body["code"]) == (False, "storage_unavailable")
+    image.refresh_from_db()
+    assert image.s3_key != other
+
+
+# ---------------------------------------------------------------------------------------------
+# GET /health: the storage check is bounded in time and sees a bucket that is gone.
+# ---------------------------------------------------------------------------------------------
+def health() -> tuple[int, dict, float]:
+    started = time.monotonic()
+    response = Client().get("/health", HTTP_ACCEPT="application/json")
+    return response.status_code, json.loads(response.content), time.monotonic() - started
+
+
+def test_health_answers_within_seconds_while_storage_stops_answering(s3_proxy):
+    s3_proxy.mode = "hang"
+
+    status, checks, elapsed = health()
+
+    assert status == 500
+    assert checks[STORAGE_CHECK] != "OK"
+    # README: "Give a probe a timeout of a few seconds: a check waits at most 5 s".
+    assert elapsed < 8, f"/health took {elapsed:.1f} s"
+
+
+def test_health_reports_a_bucket_that_does_not_exist(settings, moto_endpoint):
+    storages = _s3_storages(moto_endpoint)
+    storages["default"]["OPTIONS"]["bucket_name"] = "no-such-bucket"
+    settings.STORAGES = storages
+
+    status, checks, _ = health()
+
+    assert status == 500
+    assert checks[STORAGE_CHECK] != "OK"
+
+
+# ---------------------------------------------------------------------------------------------
+# A put that reached S3 but whose answer was lost.
+# ---------------------------------------------------------------------------------------------
+def test_put_whose_answer_is_lost_is_recorded_not_paid_again(
+    api, project, vendors, one_try, s3_client
+):
+    vendors.recraft()
+    one_try.mode = "lost_put"
+
+    response = post_image(api, project)
+
+    one_try.mode = "pass"
+    key = f"images/{project.id}/{SEED_POST['uuid']}.jpg"
+    row = GeneratedImage.objects.get()
+    # The object is there: either the row records it, or nothing was stored.
+    stored = s3_client.list_objects_v2(Bucket=S3_BUCKET, Prefix=key).get("KeyCount", 0)
+    assert (row.status, row.s3_key) == ("succeeded", key) or stored == 0
+    assert response.status_code == 201, response.json()
+    assert row.attempts.count() == 1
+    assert (row.image_size_bytes, (row.width, row.height)) == object_size(s3_client, key)
+
+
+def test_failed_regeneration_keeps_the_previous_image_when_the_put_answer_is_lost(
+    user, vendors, no_sleep, one_try, s3_client
+):
+    image = stored_image(s3_client, project__owner=user)
+    before = object_size(s3_client, image.s3_key)
+    regenerated = vendor_payloads.image_bytes("WEBP", (512, 288))
+    vendors.recraft(body=vendor_payloads.recraft_success(regenerated))
+    one_try.mode = "lost_put"
+
+    with contextlib.suppress(Exception):  # what the admin action catches and reports
+        services.image_regenerate(image=image)
+
+    one_try.mode = "pass"
+    image.refresh_from_db()
+    assert image.status == "succeeded"
+    # The row describes the object behind its key: the old one kept, or the new one recorded.
+    assert (image.image_size_bytes, (image.width, image.height)) == object_size(
+        s3_client, image.s3_key
+    ), f"row says {image.image_size_bytes} bytes {image.width}x{image.height}, before {before}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Deleting objects in the background: a store that fails is not tried once per key.
+# ---------------------------------------------------------------------------------------------
+def test_object_deletion_stops_at_the_first_key_the_storage_fails(one_try, s3_client):
+    keys = [f"images/p1/seg-{index}.jpg" for index in range(3)]
+    for key in keys:
+        s3_client.put_object(Bucket=S3_BUCKET, Key=key, Body=b"jpeg")
+    one_try.mode = "503"
+
+    services.objects_delete(keys=keys)
+
+    # Frozen S3 measured 120 s per key (30 s read timeout x 4 tries): one key's tries only.
+    deletes = [path for mode, method, path in one_try.requests if method == "DELETE"]
+    assert {path.rsplit("/", 1)[1] for path in deletes} == {"seg-0.jpg"}, deletes
