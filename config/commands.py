@@ -10,6 +10,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
@@ -53,6 +54,9 @@ class OperatorCommand(BaseCommand):
             ):
                 raise
             raise CommandError(unreachable_cache_message(exc)) from exc
+        except (BotoCoreError, ClientError) as exc:
+            # Only the S3 storage speaks botocore.
+            raise CommandError(unreachable_storage_message(exc)) from exc
 
     def check_text(self, options: dict[str, Any]) -> None:
         """Refuse a text argument that is not UTF-8: Python hands such bytes over as lone
@@ -141,6 +145,17 @@ def unreachable_cache_message(exc: BaseException) -> str:
     return (
         f"Cannot reach the cache (Redis at {servers}, CACHE_URL): {first_line(exc).rstrip('.')}. "
         "Check that Redis is running there, and that CACHE_URL points to it."
+    )
+
+
+def unreachable_storage_message(exc: BaseException) -> str:
+    """The S3 bucket and endpoint (never a credential), why it failed, what to do."""
+    options = settings.STORAGES["default"].get("OPTIONS", {})
+    endpoint = options.get("endpoint_url") or "AWS"
+    return (
+        f"Cannot reach the storage (S3 bucket {options.get('bucket_name', '')} at {endpoint}): "
+        f"{first_line(exc).rstrip('.')}. The command stopped there. Check that the storage is "
+        "up and that AWS_STORAGE_BUCKET_NAME, AWS_S3_ENDPOINT_URL and the credentials are right."
     )
 
 

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
 import pytest
+from botocore.config import Config
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from conftest import S3_BUCKET
+from conftest import S3_BUCKET, S3_CREDENTIALS, _s3_storages
 from imagegen import services
 from imagegen.management.commands.imagegen_reconcile import Command
 from imagegen.models import GeneratedImage
@@ -250,3 +252,23 @@ def test_a_name_that_is_not_utf8_is_reported_and_left_alone(file_storage, projec
     assert not default_storage.exists(old)
     assert odd.exists()
     assert failure.returncode == 1
+
+
+@pytest.mark.parametrize("fix", [False, True])
+def test_a_storage_that_cannot_be_reached_is_named_in_one_line(settings, fix):
+    # Nothing listens on the endpoint: the listing is refused (it printed botocore's
+    # 115-line traceback). The line names the bucket and the endpoint, never a credential.
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    storages = _s3_storages(endpoint)
+    storages["default"]["OPTIONS"]["client_config"] = Config(retries={"total_max_attempts": 1})
+    settings.STORAGES = storages
+
+    with pytest.raises(CommandError) as refused:
+        call_command("imagegen_reconcile", *(["--fix"] if fix else []), stdout=StringIO())
+
+    message = str(refused.value)
+    assert message.startswith(f"Cannot reach the storage (S3 bucket {S3_BUCKET} at {endpoint})")
+    assert "\n" not in message
+    assert S3_CREDENTIALS["secret_key"] not in message
