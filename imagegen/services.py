@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import kombu.exceptions
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as StorageConnectionError
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
@@ -824,26 +826,19 @@ def _run(image: GeneratedImage) -> GeneratedImage:
         logger.warning("generation_superseded image=%s before storing", image.id)
         raise _superseded(image)
     try:
-        stored_key = default_storage.save(key, ContentFile(success.jpeg.data))
+        stored_key = _store_through_outage(image, key, success.jpeg.data)
     except Exception as exc:
-        if not _stored_anyway(key, success.jpeg.data):
-            logger.exception("storage_failed image=%s key=%s", image.id, key)
-            message = (
-                f"The image was generated but could not be stored ({type(exc).__name__}). Retry."
-            )
-            _record_failure(
-                image,
-                attempts=attempts,
-                message=message,
-                error_code="storage_unavailable",
-                model=success.provider.name,
-                provider_model=success.result.provider_model,
-            )
-            raise StorageUnavailable(message, id=image.id, model=success.provider.name) from exc
-        # The put landed but its answer was lost (a closed connection, a read timeout): the
-        # image is paid for and stored, so it is recorded instead of paid for again.
-        logger.warning("storage_answer_lost image=%s key=%s: the object is stored", image.id, key)
-        stored_key = key
+        logger.exception("storage_failed image=%s key=%s", image.id, key)
+        message = f"The image was generated but could not be stored ({type(exc).__name__}). Retry."
+        _record_failure(
+            image,
+            attempts=attempts,
+            message=message,
+            error_code="storage_unavailable",
+            model=success.provider.name,
+            provider_model=success.result.provider_model,
+        )
+        raise StorageUnavailable(message, id=image.id, model=success.provider.name) from exc
 
     try:
         recorded = _finish_through_outage(
@@ -905,6 +900,41 @@ def _still_running(image: GeneratedImage) -> bool:
         return True
     finally:
         _release_db_connection()
+
+
+def _store_through_outage(image: GeneratedImage, key: str, data: bytes) -> str:
+    """Store a paid image's JPEG at `key`, trying again while the storage fails in a way that
+    passes (refused or dropped connections, timeouts, 5xx, SlowDown) for up to
+    `IMAGEGEN_RECORD_RETRY_SECONDS`: giving up means the retry pays the vendor again. A put
+    whose answer was lost but which stored the object counts as stored."""
+    deadline = time.monotonic() + settings.IMAGEGEN_RECORD_RETRY_SECONDS
+    delay = 0.5
+    while True:
+        try:
+            return default_storage.save(key, ContentFile(data))
+        except Exception as exc:
+            if _stored_anyway(key, data):
+                # The put landed but its answer was lost (a closed connection, a read timeout).
+                logger.warning("storage_answer_lost image=%s key=%s: it is stored", image.id, key)
+                return key
+            if not _storage_may_recover(exc) or time.monotonic() + delay > deadline:
+                raise
+            logger.warning(
+                "store_retry image=%s in=%.1fs (%s)", image.id, delay, type(exc).__name__
+            )
+            sleep(delay)
+            delay = min(delay * 2, 8.0)
+
+
+def _storage_may_recover(exc: Exception) -> bool:
+    """Whether a storage error is the kind that passes: the S3 client's connection errors and
+    timeouts, or S3 answering 5xx or asking to slow down; not a refusal (credentials, a missing
+    bucket), and not the file system's errors (a full disk does not empty itself)."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return status >= 500 or error.get("Code") in ("SlowDown", "RequestTimeout")
+    return isinstance(exc, StorageConnectionError | HTTPClientError)
 
 
 def _stored_anyway(key: str, data: bytes) -> bool:

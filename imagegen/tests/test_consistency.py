@@ -42,7 +42,9 @@ def closed_port() -> int:
 
 @pytest.fixture
 def storage_down_by_endpoint(settings):
-    """S3 at a loopback port nobody listens on: every call is refused at once."""
+    """S3 at a loopback port nobody listens on: every call is refused at once, for longer than
+    a run waits for the storage to come back."""
+    settings.IMAGEGEN_RECORD_RETRY_SECONDS = 0
     options = settings.STORAGES["default"]["OPTIONS"]
     settings.STORAGES = {
         **settings.STORAGES,
@@ -93,6 +95,7 @@ def test_storage_failure_is_a_503_and_the_row_says_failed(
 
 def test_retry_after_storage_recovers_generates(api, project, vendors, settings, s3_client):
     vendors.recraft()
+    settings.IMAGEGEN_RECORD_RETRY_SECONDS = 0  # down for longer than the run waits
     healthy = settings.STORAGES
     settings.STORAGES = {
         **healthy,

@@ -32,6 +32,7 @@ ERRORS = {
     "503": ("503 Slow Down", "SlowDown"),
     "500": ("500 Internal Server Error", "InternalError"),
     "403": ("403 Forbidden", "AccessDenied"),
+    "404": ("404 Not Found", "NoSuchBucket"),
 }
 
 
@@ -270,6 +271,50 @@ def test_failed_regeneration_keeps_the_previous_image_when_the_put_answer_is_los
     assert (image.image_size_bytes, (image.width, image.height)) == object_size(
         s3_client, image.s3_key
     ), f"row says {image.image_size_bytes} bytes {image.width}x{image.height}, before {before}"
+
+
+# ---------------------------------------------------------------------------------------------
+# A store that fails for a while: the paid image is stored once it is back, not paid again.
+# ---------------------------------------------------------------------------------------------
+def test_a_paid_image_is_stored_once_the_storage_answers_again(
+    api, project, vendors, one_try, s3_client, monkeypatch
+):
+    vendors.recraft()
+    one_try.mode = "close"  # every connection dropped: the storage is away
+    waits: list[float] = []
+
+    def storage_back_after_two_waits(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 2:
+            one_try.mode = "pass"
+
+    monkeypatch.setattr(services, "sleep", storage_back_after_two_waits)
+
+    response = post_image(api, project)
+
+    assert response.status_code == 201, response.json()
+    assert waits == [0.5, 1.0]
+    row = GeneratedImage.objects.get()
+    assert (row.status, row.attempts.count()) == ("succeeded", 1)
+    assert (row.image_size_bytes, (row.width, row.height)) == object_size(s3_client, row.s3_key)
+
+
+@pytest.mark.parametrize("mode", ["403", "404"])
+def test_a_storage_that_refuses_the_put_is_not_tried_again(
+    api, project, vendors, one_try, settings, no_sleep, mode
+):
+    # Credentials or a bucket that are wrong stay wrong: the caller hears it at once.
+    settings.IMAGEGEN_RECORD_RETRY_SECONDS = 30
+    vendors.recraft()
+    one_try.mode = mode
+
+    response = post_image(api, project)
+
+    assert response.status_code == 503, response.json()
+    assert response.json()["code"] == "storage_unavailable"
+    assert no_sleep == []
+    puts = [path for _, method, path in one_try.requests if method == "PUT"]
+    assert len(puts) == 1, one_try.requests
 
 
 # ---------------------------------------------------------------------------------------------
