@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from datetime import timedelta
@@ -77,6 +78,32 @@ class Env(environ.Env):
 
     db = db_url
 
+    def int(self, var: str, default: Any = environ.Env.NOTSET, *, minimum: Any = None) -> Any:
+        """A whole number; with `minimum`, one below it stops start-up by name."""
+        return self._bounded(var, super().int(var, default=default), minimum)
+
+    def float(
+        self,
+        var: str,
+        default: Any = environ.Env.NOTSET,
+        *,
+        minimum: Any = None,
+        above: bool = False,
+    ) -> Any:
+        """A number; with `minimum`, one below it (or not above it, with `above`) stops
+        start-up by name."""
+        return self._bounded(var, super().float(var, default=default), minimum, above=above)
+
+    def _bounded(self, var: str, value: Any, minimum: Any, *, above: bool = False) -> Any:
+        # A number that parses but cannot work (0 attempts, a pool of no connections, a sweep
+        # every 0 s) failed every request that reached it, or hung it.
+        if minimum is not None and (value < minimum or (above and value == minimum)):
+            bound = f"more than {minimum:g}" if above else f"at least {minimum:g}"
+            raise ImproperlyConfigured(
+                f"{self.prefix}{var}={value:g} must be {bound}: correct or unset it."
+            )
+        return value
+
     @classmethod
     def parse_value(cls, value: Any, cast: Any) -> Any:
         if cast in (int, float) and not cls._NUMBER.fullmatch(str(value).strip()):
@@ -97,6 +124,22 @@ class Env(environ.Env):
 
 
 env = Env()
+
+
+# What rest_framework.throttling.SimpleRateThrottle.parse_rate reads: "<count>/<s|m|h|d...>".
+_RATE = re.compile(r"[0-9]+/[smhd][a-z]*")
+
+
+def throttle_rate(name: str, default: str) -> str:
+    """A rate such as `120/min`; anything DRF cannot parse was a 500 on every request it limits."""
+    rate = env.str(name, default=default).strip()
+    if not _RATE.fullmatch(rate):
+        raise ImproperlyConfigured(
+            f"{name}={shown(rate, limit=50)} is not a rate such as 120/min (a count, a slash, "
+            "and s, min, hour or day): correct or unset it."
+        )
+    return rate
+
 
 # ---------------------------------------------------------------------------------------------
 # Core
@@ -186,7 +229,7 @@ USE_TZ = True
 # ---------------------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 # Connections are opened per request and released before slow vendor calls (see services).
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0, minimum=0)
 # A reused connection is checked before use: after a PostgreSQL restart every connection kept
 # is dead, and each handed out unchecked was a 500.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -212,12 +255,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.boo
     # The pool's connections are checked by our backend as they are taken, which drops all the
     # dead ones at once (config/postgresql/base.py), not by psycopg_pool, which waited 1, 2,
     # 4 s... for each dead one it found.
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        # Django refuses persistent connections with a pool at the first connection: every
+        # request was a 500 and /health/ready an "Unknown Error".
+        raise ImproperlyConfigured(
+            f"DATABASE_CONN_MAX_AGE={DATABASES['default']['CONN_MAX_AGE']} cannot be used with "
+            "the connection pool (DATABASE_POOL, on by default): keep it 0, or set "
+            "DATABASE_POOL=false."
+        )
     DATABASES["default"]["ENGINE"] = "config.postgresql"
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+    _pool_min = env.int("DATABASE_POOL_MIN_SIZE", default=2, minimum=0)
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
-        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=16),
-        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+        "min_size": _pool_min,
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=16, minimum=max(1, _pool_min)),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0, minimum=0, above=True),
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent writers (runserver's threads, generate_batch) queue for the write lock instead
@@ -230,6 +282,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # https://docs.djangoproject.com/en/5.2/topics/cache/#redis
 # ---------------------------------------------------------------------------------------------
 CACHE_URL = env.str("CACHE_URL", default="")
+if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    # redis-py refuses it at the first cache call, which was a 500 on every login.
+    raise ImproperlyConfigured(
+        "CACHE_URL is not a Redis URL (redis://host:6379/1, rediss://... or unix://...): "
+        "correct or unset it."
+    )
 # Seconds to connect to Redis and for each command: a cache that does not answer must not hold
 # requests (config/cache.py lets them go on without it).
 CACHE_SOCKET_TIMEOUT = env.float("CACHE_SOCKET_TIMEOUT", default=1.0)
@@ -337,9 +395,9 @@ REST_FRAMEWORK = {
     # generate or log in set their own.
     "DEFAULT_THROTTLE_CLASSES": ["config.throttling.WriteThrottle"],
     "DEFAULT_THROTTLE_RATES": {
-        "image-generation": env.str("IMAGEGEN_THROTTLE_RATE", default="120/min"),
-        "writes": env.str("API_WRITE_THROTTLE_RATE", default="120/min"),
-        "auth": env.str("AUTH_THROTTLE_RATE", default="30/min"),
+        "image-generation": throttle_rate("IMAGEGEN_THROTTLE_RATE", "120/min"),
+        "writes": throttle_rate("API_WRITE_THROTTLE_RATE", "120/min"),
+        "auth": throttle_rate("AUTH_THROTTLE_RATE", "30/min"),
     },
     "UNAUTHENTICATED_USER": None,
     # Rate limits key anonymous clients by address: trust only this many proxies' X-Forwarded-For
@@ -348,8 +406,10 @@ REST_FRAMEWORK = {
 }
 
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
-    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
+    "ACCESS_TOKEN_LIFETIME": timedelta(
+        minutes=env.int("JWT_ACCESS_MINUTES", default=15, minimum=1)
+    ),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7, minimum=1)),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     # A refresh token trades for one new pair, also when requests carrying it race.
@@ -389,7 +449,7 @@ SPECTACULAR_SETTINGS = {
 # Request bodies larger than this are refused with 413. A 200-item batch at every length
 # limit, written as JSON encoders do by default (each character outside ASCII as \uXXXX, two
 # of them for an emoji: 12 bytes), is about 2.6 MB; the cap is generate_batch's file cap.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024, minimum=1)
 
 # ---------------------------------------------------------------------------------------------
 # Image generation: providers, routing, retries, limits
@@ -458,15 +518,15 @@ IMAGEGEN_JPEG_QUALITY = env.int("IMAGEGEN_JPEG_QUALITY", default=90)
 # Faults: a bound on one provider call (connect + whole body), attempts per provider, backoff.
 IMAGEGEN_PROVIDER_TIMEOUT = env.float("IMAGEGEN_PROVIDER_TIMEOUT", default=60.0)
 IMAGEGEN_CONNECT_TIMEOUT = env.float("IMAGEGEN_CONNECT_TIMEOUT", default=5.0)
-IMAGEGEN_PROVIDER_ATTEMPTS = env.int("IMAGEGEN_PROVIDER_ATTEMPTS", default=3)
+IMAGEGEN_PROVIDER_ATTEMPTS = env.int("IMAGEGEN_PROVIDER_ATTEMPTS", default=3, minimum=1)
 IMAGEGEN_BACKOFF_BASE = env.float("IMAGEGEN_BACKOFF_BASE", default=1.0)
 IMAGEGEN_BACKOFF_CAP = env.float("IMAGEGEN_BACKOFF_CAP", default=20.0)
 IMAGEGEN_FALLBACK_ON_BLOCK = env.bool("IMAGEGEN_FALLBACK_ON_BLOCK", default=True)
-IMAGEGEN_MAX_IMAGE_BYTES = env.int("IMAGEGEN_MAX_IMAGE_BYTES", default=20 * 1024 * 1024)
+IMAGEGEN_MAX_IMAGE_BYTES = env.int("IMAGEGEN_MAX_IMAGE_BYTES", default=20 * 1024 * 1024, minimum=1)
 IMAGEGEN_BREAKER_THRESHOLD = env.int("IMAGEGEN_BREAKER_THRESHOLD", default=5)
 IMAGEGEN_BREAKER_COOLDOWN = env.float("IMAGEGEN_BREAKER_COOLDOWN", default=30.0)
 # Decoding and encoding run at most this many at once per process: it bounds memory in bursts.
-IMAGEGEN_CONVERSION_CONCURRENCY = env.int("IMAGEGEN_CONVERSION_CONCURRENCY", default=4)
+IMAGEGEN_CONVERSION_CONCURRENCY = env.int("IMAGEGEN_CONVERSION_CONCURRENCY", default=4, minimum=1)
 # glibc's allocator keeps image buffers for reuse (imaging.tune_allocator); 0 = glibc's default.
 IMAGEGEN_MALLOC_ARENA_MAX = env.int("IMAGEGEN_MALLOC_ARENA_MAX", default=2)
 IMAGEGEN_MALLOC_MMAP_THRESHOLD = env.int("IMAGEGEN_MALLOC_MMAP_THRESHOLD", default=32 * 1024 * 1024)
@@ -477,8 +537,10 @@ IMAGEGEN_MAX_IN_FLIGHT_PER_USER = env.int("IMAGEGEN_MAX_IN_FLIGHT_PER_USER", def
 # Images a user may have waiting for a worker (storyboards, respond-async): one user's backlog
 # cannot grow without bound ahead of everyone else's in the shared queue.
 IMAGEGEN_MAX_QUEUED_PER_USER = env.int("IMAGEGEN_MAX_QUEUED_PER_USER", default=1000)
-IMAGEGEN_LIST_DEFAULT_LIMIT = env.int("IMAGEGEN_LIST_DEFAULT_LIMIT", default=100)
-IMAGEGEN_LIST_MAX_LIMIT = env.int("IMAGEGEN_LIST_MAX_LIMIT", default=500)
+IMAGEGEN_LIST_DEFAULT_LIMIT = env.int("IMAGEGEN_LIST_DEFAULT_LIMIT", default=100, minimum=1)
+IMAGEGEN_LIST_MAX_LIMIT = env.int(
+    "IMAGEGEN_LIST_MAX_LIMIT", default=500, minimum=IMAGEGEN_LIST_DEFAULT_LIMIT
+)
 
 # ---------------------------------------------------------------------------------------------
 # Celery: with CELERY_BROKER_URL unset, tasks run in-process (no extra service needed locally).
@@ -523,13 +585,13 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "imagegen-sweep-stale": {
         "task": "imagegen.sweep_stale",
-        "schedule": env.float("IMAGEGEN_SWEEP_INTERVAL", default=60.0),
+        "schedule": env.float("IMAGEGEN_SWEEP_INTERVAL", default=60.0, minimum=0, above=True),
     },
 }
 
 # Calls in flight at once per provider in one process (API worker or Celery worker), so a burst
 # does not trip the vendors' rate limits: size it to the account's quota.
-IMAGEGEN_PROVIDER_CONCURRENCY = env.int("IMAGEGEN_PROVIDER_CONCURRENCY", default=100)
+IMAGEGEN_PROVIDER_CONCURRENCY = env.int("IMAGEGEN_PROVIDER_CONCURRENCY", default=100, minimum=1)
 # A storyboard (`POST /image-gen/batch`) holds at most this many items.
 IMAGEGEN_BATCH_MAX_ITEMS = env.int("IMAGEGEN_BATCH_MAX_ITEMS", default=200)
 # How long a generation whose image is stored keeps trying to record it while the database is
@@ -543,12 +605,19 @@ IMAGEGEN_TASK_RETRY_DELAY = env.float("IMAGEGEN_TASK_RETRY_DELAY", default=60.0)
 # ---------------------------------------------------------------------------------------------
 # Logging: one structured line per provider attempt; never keys or image payloads.
 # ---------------------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").strip().upper()
+if LOG_LEVEL not in logging.getLevelNamesMapping():
+    # logging.config's own refusal names neither the variable nor the levels.
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL={shown(LOG_LEVEL, limit=50)} is not DEBUG, INFO, WARNING, ERROR or CRITICAL: "
+        "correct or unset it."
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
 
