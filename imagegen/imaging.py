@@ -100,6 +100,10 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
         # Pillow names JPEGs with extra pictures (camera previews) MPO.
         if image.format not in ("JPEG", "MPO"):
             raise InvalidImage(f"it is {image.format}, not a JPEG")
+        # As viewers show it, as `to_jpeg` records a converted image: orientations 5-8 turn it
+        # a quarter, swapping width and height.
+        if image.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+            return image.height, image.width
         return image.size
 
 

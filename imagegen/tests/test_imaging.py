@@ -339,3 +339,13 @@ def test_exif_orientation_is_applied_not_dropped(fmt):
     top, bottom = stored.getpixel((100, 50)), stored.getpixel((100, 350))
     assert top[2] > 150 > top[0], top
     assert bottom[0] > 150 > bottom[2], bottom
+
+
+def test_jpeg_size_reads_a_rotated_jpeg_as_viewers_show_it():
+    # PATCH s3_key records an uploaded JPEG's size from jpeg_size, and the object keeps its EXIF:
+    # a 400x200 JPEG tagged "rotate 90°" is shown 200x400, as to_jpeg records a generated one.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encoded(Image.new("RGB", (400, 200)), "JPEG", exif=exif)
+
+    assert imaging.jpeg_size(data) == (200, 400) == (to_jpeg(data).width, to_jpeg(data).height)

@@ -13,10 +13,12 @@ from collections.abc import Iterator
 
 import pytest
 from botocore.config import Config
+from django.db import connection
 from django.test import Client
 from PIL import Image
 
 from config.settings.base import storage_backend
+from config.storages import S3Storage
 from conftest import S3_BUCKET, _s3_storages
 from imagegen import services
 from imagegen.models import GeneratedImage
@@ -197,6 +199,31 @@ def test_patch_s3_key_while_storage_fails_is_a_503(api, user, s3_proxy, s3_clien
     assert (body["success"], body["code"]) == (False, "storage_unavailable")
     image.refresh_from_db()
     assert image.s3_key != other
+
+
+@pytest.mark.django_db(transaction=True)
+def test_patch_s3_key_holds_no_database_connection_while_it_reads_the_storage(
+    api, user, s3_client, monkeypatch
+):
+    # The reads can take minutes while S3 does not answer (three tries of 30 s each): a
+    # connection held through them was one of the pool's 16, and 16 such PATCHes made every
+    # other request of the process a 503 database_unavailable.
+    image = stored_image(s3_client, project__owner=user)
+    other = f"images/{image.project_id}/manual/other.jpg"
+    s3_client.put_object(Bucket=S3_BUCKET, Key=other, Body=vendor_payloads.image_bytes("JPEG"))
+    held: list[bool] = []
+    exists = S3Storage.exists
+
+    def spy(storage, name: str) -> bool:
+        held.append(connection.connection is not None)
+        return exists(storage, name)
+
+    monkeypatch.setattr(S3Storage, "exists", spy)
+
+    response = api.patch(f"/image-gen/{image.id}", {"s3_key": other}, format="json")
+
+    assert response.status_code == 200, response.json()
+    assert held == [False]
 
 
 # ---------------------------------------------------------------------------------------------
