@@ -19,6 +19,7 @@ from django.utils.text import Truncator
 from config.admin import GuardedChangeListMixin, RelatedOnlyFilter
 from config.exceptions import ServiceError
 from imagegen import services
+from imagegen.exceptions import StorageUnavailable
 from imagegen.models import GeneratedImage, GenerationAttempt
 from imagegen.serializers import ImagePatchSerializer
 
@@ -297,10 +298,16 @@ class GeneratedImageAdmin(GuardedChangeListMixin, admin.ModelAdmin):
                 messages.ERROR,
             )
             return None
-        regenerated, failures = [], []
-        for image in images:
+        regenerated, failures, left = [], [], []
+        for index, image in enumerate(images):
             try:
                 services.image_regenerate(image=image)
+            except StorageUnavailable as exc:
+                # Each further one would pay its vendor and then wait out the storage's retries
+                # too (half a minute each): the request would outlive the server's timeout.
+                failures.append(f"{image.uuid}: {exc.message}")
+                left = [other.uuid for other in images[index + 1 :]]
+                break
             except ServiceError as exc:
                 failures.append(f"{image.uuid}: {exc.message}")
             except Exception as exc:  # logged by image_run; the other images still go
@@ -320,6 +327,13 @@ class GeneratedImageAdmin(GuardedChangeListMixin, admin.ModelAdmin):
                 request,
                 f"{len(failures)} image(s) failed to regenerate: {'; '.join(failures)}",
                 messages.ERROR,
+            )
+        if left:
+            self.message_user(
+                request,
+                f"Not attempted, as the storage is unavailable ({len(left)}): "
+                f"{', '.join(left)}. Select them again once it is back.",
+                messages.WARNING,
             )
         if "_changeform" in request.POST and len(images) == 1:
             # Pressed on the image's own page: go back to it.

@@ -827,6 +827,8 @@ def _run(image: GeneratedImage) -> GeneratedImage:
         raise _superseded(image)
     try:
         stored_key = _store_through_outage(image, key, success.jpeg.data)
+    except ImageSuperseded:
+        raise
     except Exception as exc:
         logger.exception("storage_failed image=%s key=%s", image.id, key)
         message = f"The image was generated but could not be stored ({type(exc).__name__}). Retry."
@@ -906,10 +908,12 @@ def _store_through_outage(image: GeneratedImage, key: str, data: bytes) -> str:
     """Store a paid image's JPEG at `key`, trying again while the storage fails in a way that
     passes (refused or dropped connections, timeouts, 5xx, SlowDown) for up to
     `IMAGEGEN_RECORD_RETRY_SECONDS`: giving up means the retry pays the vendor again. A put
-    whose answer was lost but which stored the object counts as stored."""
+    whose answer was lost but which stored the object counts as stored. Raises
+    `ImageSuperseded` when the row stopped being this run's while it waited."""
     deadline = time.monotonic() + settings.IMAGEGEN_RECORD_RETRY_SECONDS
     delay = 0.5
     while True:
+        started = time.monotonic()
         try:
             return default_storage.save(key, ContentFile(data))
         except Exception as exc:
@@ -917,13 +921,22 @@ def _store_through_outage(image: GeneratedImage, key: str, data: bytes) -> str:
                 # The put landed but its answer was lost (a closed connection, a read timeout).
                 logger.warning("storage_answer_lost image=%s key=%s: it is stored", image.id, key)
                 return key
-            if not _storage_may_recover(exc) or time.monotonic() + delay > deadline:
+            # The next try may take as long as this one (an S3 that does not answer holds each
+            # for the client's timeouts and tries, two minutes): it starts only if it can end
+            # within the budget.
+            took = time.monotonic() - started
+            if not _storage_may_recover(exc) or time.monotonic() + delay + took > deadline:
                 raise
             logger.warning(
                 "store_retry image=%s in=%.1fs (%s)", image.id, delay, type(exc).__name__
             )
             sleep(delay)
             delay = min(delay * 2, 8.0)
+            if not _still_running(image):
+                # Taken over after its lease, or deleted (and perhaps asked for again) while it
+                # waited: the key is no longer this run's to write.
+                logger.warning("generation_superseded image=%s while storing", image.id)
+                raise _superseded(image) from None
 
 
 def _storage_may_recover(exc: Exception) -> bool:

@@ -265,10 +265,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.boo
         )
     DATABASES["default"]["ENGINE"] = "config.postgresql"
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
-    _pool_min = env.int("DATABASE_POOL_MIN_SIZE", default=2, minimum=0)
+    _pool_max = env.int("DATABASE_POOL_MAX_SIZE", default=16, minimum=1)
+    _pool_min = env.int("DATABASE_POOL_MIN_SIZE", default=min(2, _pool_max), minimum=0)
+    if _pool_min > _pool_max:
+        raise ImproperlyConfigured(
+            f"DATABASE_POOL_MIN_SIZE={_pool_min} is more than DATABASE_POOL_MAX_SIZE={_pool_max}: "
+            "lower the first or raise the second."
+        )
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": _pool_min,
-        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=16, minimum=max(1, _pool_min)),
+        "max_size": _pool_max,
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0, minimum=0, above=True),
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -537,10 +543,16 @@ IMAGEGEN_MAX_IN_FLIGHT_PER_USER = env.int("IMAGEGEN_MAX_IN_FLIGHT_PER_USER", def
 # Images a user may have waiting for a worker (storyboards, respond-async): one user's backlog
 # cannot grow without bound ahead of everyone else's in the shared queue.
 IMAGEGEN_MAX_QUEUED_PER_USER = env.int("IMAGEGEN_MAX_QUEUED_PER_USER", default=1000)
-IMAGEGEN_LIST_DEFAULT_LIMIT = env.int("IMAGEGEN_LIST_DEFAULT_LIMIT", default=100, minimum=1)
-IMAGEGEN_LIST_MAX_LIMIT = env.int(
-    "IMAGEGEN_LIST_MAX_LIMIT", default=500, minimum=IMAGEGEN_LIST_DEFAULT_LIMIT
+IMAGEGEN_LIST_MAX_LIMIT = env.int("IMAGEGEN_LIST_MAX_LIMIT", default=500, minimum=1)
+# A maximum set below the default page on its own lowers the default page with it.
+IMAGEGEN_LIST_DEFAULT_LIMIT = env.int(
+    "IMAGEGEN_LIST_DEFAULT_LIMIT", default=min(100, IMAGEGEN_LIST_MAX_LIMIT), minimum=1
 )
+if IMAGEGEN_LIST_DEFAULT_LIMIT > IMAGEGEN_LIST_MAX_LIMIT:
+    raise ImproperlyConfigured(
+        f"IMAGEGEN_LIST_DEFAULT_LIMIT={IMAGEGEN_LIST_DEFAULT_LIMIT} is more than "
+        f"IMAGEGEN_LIST_MAX_LIMIT={IMAGEGEN_LIST_MAX_LIMIT}: lower the first or raise the second."
+    )
 
 # ---------------------------------------------------------------------------------------------
 # Celery: with CELERY_BROKER_URL unset, tasks run in-process (no extra service needed locally).

@@ -44,7 +44,7 @@ def settings_import(**environ: str) -> subprocess.CompletedProcess:
         ),
         ("DATABASE_CONN_MAX_AGE", "-1", "DATABASE_CONN_MAX_AGE=-1 must be at least 0"),
         ("DATABASE_POOL_MIN_SIZE", "-1", "DATABASE_POOL_MIN_SIZE=-1 must be at least 0"),
-        ("DATABASE_POOL_MAX_SIZE", "0", "DATABASE_POOL_MAX_SIZE=0 must be at least 2"),
+        ("DATABASE_POOL_MAX_SIZE", "0", "DATABASE_POOL_MAX_SIZE=0 must be at least 1"),
         ("DATABASE_POOL_TIMEOUT", "0", "DATABASE_POOL_TIMEOUT=0 must be more than 0"),
         ("IMAGEGEN_PROVIDER_ATTEMPTS", "0", "IMAGEGEN_PROVIDER_ATTEMPTS=0 must be at least 1"),
         (
@@ -86,9 +86,33 @@ def test_a_value_that_cannot_work_stops_start_up_by_name(name, value, expected):
         ("AUTH_THROTTLE_RATE", "5/second"),
         ("CACHE_URL", "redis://127.0.0.1:6379/1"),
         ("LOG_LEVEL", "warning"),
+        # Below the other setting's default, which follows it down.
+        ("IMAGEGEN_LIST_MAX_LIMIT", "50"),
+        ("DATABASE_POOL_MAX_SIZE", "1"),
     ],
 )
 def test_working_values_still_start(name, value):
     result = settings_import(**{name: value})
 
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        (
+            {"IMAGEGEN_LIST_DEFAULT_LIMIT": "100", "IMAGEGEN_LIST_MAX_LIMIT": "50"},
+            "IMAGEGEN_LIST_DEFAULT_LIMIT=100 is more than IMAGEGEN_LIST_MAX_LIMIT=50",
+        ),
+        (
+            {"DATABASE_POOL_MIN_SIZE": "4", "DATABASE_POOL_MAX_SIZE": "2"},
+            "DATABASE_POOL_MIN_SIZE=4 is more than DATABASE_POOL_MAX_SIZE=2",
+        ),
+    ],
+)
+def test_two_settings_that_contradict_each_other_are_both_named(environ, expected):
+    result = settings_import(**environ)
+
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("django.core.exceptions.ImproperlyConfigured: " + expected), last

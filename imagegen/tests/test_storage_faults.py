@@ -10,11 +10,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from botocore.config import Config
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 from PIL import Image
 
 from config.settings.base import storage_backend
@@ -24,6 +26,7 @@ from imagegen import services
 from imagegen.models import GeneratedImage
 from imagegen.testing import vendor_payloads
 from imagegen.tests.factories import GeneratedImageFactory
+from imagegen.tests.test_admin import messages_of, regenerate
 from imagegen.tests.test_api import SEED_POST, post_image
 
 pytestmark = pytest.mark.django_db
@@ -324,6 +327,84 @@ def test_a_paid_image_is_stored_once_the_storage_answers_again(
     row = GeneratedImage.objects.get()
     assert (row.status, row.attempts.count()) == ("succeeded", 1)
     assert (row.image_size_bytes, (row.width, row.height)) == object_size(s3_client, row.s3_key)
+
+
+def test_a_run_taken_over_while_it_waits_for_the_storage_does_not_write_over_the_new_run(
+    api, project, vendors, one_try, s3_client, settings, monkeypatch
+):
+    # The first run's image A (512x288); the run that takes the row over stores B (640x480).
+    for size in ((512, 288), (640, 480)):
+        png = vendor_payloads.image_bytes("PNG", size)
+        vendors.recraft(body=vendor_payloads.recraft_success(png))
+    one_try.mode = "close"  # S3 away: the first run waits for it
+    waits: list[float] = []
+
+    def taken_over_meanwhile(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) > 1:
+            return
+        # Its lease runs out while it waits: the sweep queues the row again, and a worker
+        # generates and records it once S3 is back.
+        one_try.mode = "pass"
+        row = GeneratedImage.objects.get()
+        expired = timezone.now() - timedelta(seconds=settings.IMAGEGEN_RUNNING_LEASE + 1)
+        GeneratedImage.objects.filter(pk=row.pk).update(started_at=expired)
+        assert services.images_sweep_stale().requeued == [row.pk]
+        assert services.image_run_task(image_id=row.pk).status == "succeeded"
+
+    monkeypatch.setattr(services, "sleep", taken_over_meanwhile)
+
+    response = post_image(api, project)
+
+    assert response.status_code == 409, response.json()
+    row = GeneratedImage.objects.get()
+    assert (row.status, row.width, row.height) == ("succeeded", 640, 480)
+    assert (row.image_size_bytes, (row.width, row.height)) == object_size(s3_client, row.s3_key)
+
+
+def test_a_storage_try_that_could_not_end_within_the_budget_is_not_started(
+    api, project, vendors, settings, s3_proxy, no_sleep
+):
+    # Each try of an S3 that does not answer lasts the client's timeouts (two minutes with the
+    # production client): a try started just inside the budget ran that long past it.
+    storages = {**settings.STORAGES}
+    options = storages["default"]["OPTIONS"]
+    bounded = Config(read_timeout=1, retries={"total_max_attempts": 1})
+    storages["default"] = {
+        **storages["default"],
+        "OPTIONS": {**options, "client_config": options["client_config"].merge(bounded)},
+    }
+    settings.STORAGES = storages
+    # A try lasts about 4 s here (the 1 s read timeout, then the 3 s check for a lost answer).
+    settings.IMAGEGEN_RECORD_RETRY_SECONDS = 6
+    vendors.recraft()
+    s3_proxy.mode = "hang"
+
+    response = post_image(api, project)
+
+    assert response.status_code == 503, response.json()
+    assert no_sleep == []
+    puts = [path for _, method, path in s3_proxy.requests if method == "PUT"]
+    assert len(puts) == 1, s3_proxy.requests
+
+
+def test_admin_regeneration_stops_at_the_first_image_the_storage_fails(
+    admin_client, user, vendors, one_try, s3_client, settings
+):
+    # Each further image would pay its vendor, then wait out the storage's retries: ten of them
+    # outlived the server's timeout.
+    settings.IMAGEGEN_RECORD_RETRY_SECONDS = 0
+    first = stored_image(s3_client, project__owner=user)
+    others = [stored_image(s3_client, project=first.project) for _ in range(2)]
+    vendors.recraft()
+    one_try.mode = "close"
+
+    response = regenerate(admin_client, [first, *others])
+
+    assert vendors.calls("recraft") == 1
+    failed, skipped = messages_of(response)
+    assert failed.startswith("1 image(s) failed to regenerate: ")
+    assert skipped.startswith("Not attempted, as the storage is unavailable (2): ")
 
 
 @pytest.mark.parametrize("mode", ["403", "404"])
