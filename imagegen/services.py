@@ -1133,9 +1133,14 @@ def validate_image_key(*, image: GeneratedImage, s3_key: str) -> str:
         raise InvalidStorageKey(f"s3_key must be a key under {namespace!r} (this image's project).")
     _check_key_unheld(image=image, s3_key=s3_key)
     # The storage reads below can take minutes while S3 does not answer (the upload client's
-    # three tries of 30 s, per call): they must not hold one of the pool's connections.
+    # four tries of 30 s, per call): they must not hold one of the pool's connections.
     _release_db_connection()
     if not default_storage.exists(s3_key):
+        # S3 answers a missing bucket with the same 404 as a missing key: a bucket that is gone
+        # (or misnamed) is the storage's fault, which the listing raises, not the caller's.
+        probe = getattr(default_storage, "probe", None)
+        if probe is not None:
+            probe(s3_key)
         raise InvalidStorageKey(f"There is no stored object at {s3_key!r}.")
     return s3_key
 

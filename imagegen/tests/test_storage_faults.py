@@ -204,11 +204,33 @@ def test_patch_s3_key_while_storage_fails_is_a_503(api, user, s3_proxy, s3_clien
     assert image.s3_key != other
 
 
+def test_patch_s3_key_with_the_bucket_gone_is_a_503_not_a_missing_object(
+    api, user, s3_client, settings, moto_endpoint
+):
+    # S3 answers a missing bucket with the 404 of a missing key: that was a 400 telling the
+    # caller their key had no object.
+    image = stored_image(s3_client, project__owner=user)
+    storages = _s3_storages(moto_endpoint)
+    storages["default"]["OPTIONS"]["bucket_name"] = "no-such-bucket"
+    settings.STORAGES = storages
+
+    response = api.patch(
+        f"/image-gen/{image.id}",
+        {"s3_key": f"images/{image.project_id}/manual/other.jpg"},
+        format="json",
+    )
+
+    assert response.status_code == 503, response.json()
+    body = response.json()
+    assert body["code"] == "storage_unavailable"
+    assert body["message"].startswith("The storage could not be read"), body
+
+
 @pytest.mark.django_db(transaction=True)
 def test_patch_s3_key_holds_no_database_connection_while_it_reads_the_storage(
     api, user, s3_client, monkeypatch
 ):
-    # The reads can take minutes while S3 does not answer (three tries of 30 s each): a
+    # The reads can take minutes while S3 does not answer (four tries of 30 s each): a
     # connection held through them was one of the pool's 16, and 16 such PATCHes made every
     # other request of the process a 503 database_unavailable.
     image = stored_image(s3_client, project__owner=user)
