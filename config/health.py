@@ -34,6 +34,8 @@ from kombu.exceptions import KombuError
 STORAGE_PROBE_KEY = "health/probe"
 # The probes' paths (a trailing slash is optional, as everywhere in the API).
 PROBE_PATH = re.compile(r"^/health(/live|/ready)?/?$")
+# Longest a socket call of the broker check may wait (the worker ping's own timeout, if lower).
+BROKER_CHECK_SECONDS = 1.0
 
 
 @dataclasses.dataclass
@@ -99,9 +101,18 @@ class CeleryWorkers(Ping):
     def run(self) -> None:
         # Without this, a broker that refuses connections held the ping in kombu's retries past
         # the check's timeout, and the report said "Timed out" instead of naming the broker.
+        # A broker that accepts connections and never answers (a frozen Redis) held the check,
+        # and /health with it, for two of the broker's socket timeouts (10 s by default): one
+        # try, each socket call bounded by this check's own budget.
+        budget = min(BROKER_CHECK_SECONDS, self.timeout.total_seconds())
+        options = {
+            **(self.app.conf.broker_transport_options or {}),
+            "socket_timeout": budget,
+            "socket_connect_timeout": budget,
+        }
         try:
-            with self.app.connection_for_write() as connection:
-                connection.ensure_connection(max_retries=1, interval_start=0)
+            with self.app.connection_for_write(transport_options=options) as connection:
+                connection.ensure_connection(max_retries=0, interval_start=0)
         except (OSError, KombuError) as exc:
             raise ServiceUnavailable("the broker did not answer") from exc
         super().run()

@@ -15,6 +15,7 @@ from config.celery import app as celery_app
 from config.health import MigrationsApplied
 from config.tests.test_cache import closed_port, redis_down  # noqa: F401  (a fixture)
 from conftest import python_process
+from imagegen.tests.test_batch import silent_broker  # noqa: F401  (a fixture)
 from imagegen.tests.test_broker import BROKER_URL, broker  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
@@ -183,3 +184,21 @@ def test_probes_are_never_cached():
 @pytest.mark.parametrize("method", ["post", "put", "delete"])
 def test_a_probe_takes_get_only(method):
     assert getattr(Client(enforce_csrf_checks=True), method)("/health/ready").status_code == 405
+
+
+def test_status_answers_within_a_checks_budget_while_the_broker_stops_answering(
+    settings, monkeypatch, request
+):
+    # A frozen Redis (SIGSTOP, a hung host) accepts connections and never answers. README: "a
+    # check waits at most 5 s (the worker ping 1 s)"; the broker check used to hold /health for
+    # two of the broker's socket timeouts (10 s by default), every probe a gunicorn thread.
+    silent = request.getfixturevalue("silent_broker")
+    settings.CELERY_BROKER_URL = silent
+    monkeypatch.setattr(celery_app.conf, "broker_url", silent)
+    monkeypatch.setattr(celery_app, "_pool", None)
+    started = time.monotonic()
+    status, checks = probe("/health")
+    seconds = time.monotonic() - started
+    assert status == 500
+    assert checks["CeleryWorkers()"] == "Unavailable: the broker did not answer"
+    assert seconds < 5
