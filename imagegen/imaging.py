@@ -15,6 +15,7 @@ from functools import cache
 
 from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL.ExifTags import Base as ExifTag
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
             raise InvalidImage(f"it is {image.format}, not a JPEG")
         # As viewers show it, as `to_jpeg` records a converted image: orientations 5-8 turn it
         # a quarter, swapping width and height.
-        if image.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+        if image.getexif().get(ExifTag.Orientation, 1) in (5, 6, 7, 8):
             return image.height, image.width
         return image.size
 
@@ -130,15 +131,12 @@ def _encode_jpeg(image: Image.Image, *, quality: int) -> bytes:
         return file.read()
 
 
-# EXIF orientations that move pixels (1 is "as stored"; 2-8 flip and/or rotate).
-_EXIF_ORIENTATION = 0x0112
-
-
 def _upright(image: Image.Image) -> Image.Image:
-    """`image` as viewers show it: its EXIF orientation applied to the pixels, as the JPEG we
-    store carries no EXIF (else a picture tagged "rotate 90°" was stored sideways, its width
-    and height swapped). Untagged images, nearly all of them, are returned as they are."""
-    if image.getexif().get(_EXIF_ORIENTATION, 1) in (2, 3, 4, 5, 6, 7, 8):
+    """`image` as viewers show it: its EXIF orientation (1 as stored; 2-8 flip and/or rotate)
+    applied to the pixels, as the JPEG we store carries no EXIF (else a picture tagged "rotate
+    90°" was stored sideways, its width and height swapped). Untagged images, nearly all of
+    them, are returned as they are."""
+    if image.getexif().get(ExifTag.Orientation, 1) in (2, 3, 4, 5, 6, 7, 8):
         return ImageOps.exif_transpose(image)
     return image
 

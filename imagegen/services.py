@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import kombu.exceptions
-from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as StorageConnectionError
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -820,11 +820,6 @@ def _run(image: GeneratedImage) -> GeneratedImage:
         raise error from None
 
     key = image_key(project_id=image.project_id, uuid=image.uuid)
-    if not _still_running(image):
-        # Deleted (then perhaps asked for again, and generated into the same key) or taken over
-        # while the vendor was called: the key is no longer this run's to write.
-        logger.warning("generation_superseded image=%s before storing", image.id)
-        raise _superseded(image)
     try:
         stored_key = _store_through_outage(image, key, success.jpeg.data)
     except ImageSuperseded:
@@ -908,11 +903,17 @@ def _store_through_outage(image: GeneratedImage, key: str, data: bytes) -> str:
     """Store a paid image's JPEG at `key`, trying again while the storage fails in a way that
     passes (refused or dropped connections, timeouts, 5xx, SlowDown) for up to
     `IMAGEGEN_RECORD_RETRY_SECONDS`: giving up means the retry pays the vendor again. A put
-    whose answer was lost but which stored the object counts as stored. Raises
-    `ImageSuperseded` when the row stopped being this run's while it waited."""
+    whose answer was lost but which stored the object counts as stored.
+
+    Raises `ImageSuperseded`, storing nothing, when before a try the row is no longer this
+    run's: deleted (then perhaps asked for again, and generated into the same key) or taken
+    over while the vendor was called or while the storage was waited for."""
     deadline = time.monotonic() + settings.IMAGEGEN_RECORD_RETRY_SECONDS
     delay = 0.5
     while True:
+        if not _still_running(image):
+            logger.warning("generation_superseded image=%s before storing", image.id)
+            raise _superseded(image)
         started = time.monotonic()
         try:
             return default_storage.save(key, ContentFile(data))
@@ -932,11 +933,6 @@ def _store_through_outage(image: GeneratedImage, key: str, data: bytes) -> str:
             )
             sleep(delay)
             delay = min(delay * 2, 8.0)
-            if not _still_running(image):
-                # Taken over after its lease, or deleted (and perhaps asked for again) while it
-                # waited: the key is no longer this run's to write.
-                logger.warning("generation_superseded image=%s while storing", image.id)
-                raise _superseded(image) from None
 
 
 def _storage_may_recover(exc: Exception) -> bool:
@@ -1233,9 +1229,7 @@ def image_update(
         _check_generated(image)
         try:
             stored = _stored_jpeg_fields(validate_image_key(image=image, s3_key=s3_key))
-        except (ServiceError, DatabaseError):
-            raise
-        except Exception as exc:  # botocore's and the file system's errors alike
+        except (BotoCoreError, ClientError, OSError) as exc:  # S3's and the file system's
             logger.exception("storage_read_failed image=%s key=%s", image.id, s3_key)
             raise StorageUnavailable(
                 f"The storage could not be read ({type(exc).__name__}); nothing was changed. "
