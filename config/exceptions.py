@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from django.conf import settings
@@ -10,6 +11,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig, Suspicio
 from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404
+from django.views.debug import SafeExceptionReporterFilter
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -140,3 +142,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         body["message"] = _first_message(exc.detail)
     response.data = body
     return response
+
+
+class ExceptionReporterFilter(SafeExceptionReporterFilter):
+    """Django's filter, which hides settings and request.META entries named like secrets
+    (KEY, SECRET, PASS...), also hiding URLs and cache locations: DATABASE_URL (in META under
+    runserver, which copies the environment), CACHE_URL, CACHES' LOCATION and
+    CELERY_BROKER_URL hold passwords that DEBUG's error page and error e-mails showed."""
+
+    hidden_settings = re.compile(
+        "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|URL|LOCATION|DSN", flags=re.I
+    )

@@ -624,6 +624,9 @@ if LOG_LEVEL not in logging.getLevelNamesMapping():
         f"LOG_LEVEL={shown(LOG_LEVEL, limit=50)} is not DEBUG, INFO, WARNING, ERROR or CRITICAL: "
         "correct or unset it."
     )
+# DEBUG's error page (and error e-mails) hide URLs holding passwords too (config/exceptions.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.exceptions.ExceptionReporterFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -206,6 +206,11 @@ class ImageProvider(ABC):
         return {"name": self.name, "backend": type(self).__name__, "model": self.model}
 
 
+def redact_secret(text: str, secret: str) -> str:
+    """`text` with every occurrence of `secret` masked (a vendor error quoting our key)."""
+    return text.replace(secret, mask_secret(secret)) if secret else text
+
+
 def mask_secret(secret: str) -> str:
     """`sk-...abcd` style: enough to tell keys apart, never enough to use one."""
     if not secret:

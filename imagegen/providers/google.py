@@ -23,6 +23,7 @@ from imagegen.providers.base import (
     ProviderRejectedRequest,
     ProviderUnavailable,
     mask_secret,
+    redact_secret,
     vendor_cost,
     vendor_count,
     vendor_usage,
@@ -176,7 +177,10 @@ class GoogleImageProvider(ImageProvider):
 
     def _error(self, reply: HttpReply) -> ProviderError:
         status_name, detail, reasons, retry_delay = _google_error(reply)
-        message = f"Google answered HTTP {reply.status} {status_name}: {detail}".strip()
+        # A vendor may quote the key it refused: the message reaches API answers and logs.
+        message = redact_secret(
+            f"Google answered HTTP {reply.status} {status_name}: {detail}".strip(), self.api_key
+        )
         kwargs = {"http_status": reply.status, "provider_model": self.model}
         if "API_KEY_INVALID" in reasons or reply.status in (401, 403):
             return ProviderMisconfigured(message, **kwargs)

@@ -20,6 +20,7 @@ from imagegen.providers.base import (
     ProviderRejectedRequest,
     ProviderUnavailable,
     mask_secret,
+    redact_secret,
     vendor_cost,
     vendor_count,
     vendor_usage,
@@ -145,7 +146,8 @@ class RecraftProvider(ImageProvider):
 
     def _error(self, reply: HttpReply) -> ProviderError:
         detail = _error_detail(reply)
-        message = f"Recraft answered HTTP {reply.status}: {detail}"
+        # A vendor may quote the key it refused: the message reaches API answers and logs.
+        message = redact_secret(f"Recraft answered HTTP {reply.status}: {detail}", self.api_key)
         kwargs = {"http_status": reply.status, "provider_model": self.model}
         if reply.status == 429:
             retry_after = parse_retry_after(reply.headers.get("Retry-After"))
