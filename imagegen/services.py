@@ -1333,17 +1333,43 @@ def _delete_keys(keys: list[str], *, keep_referenced: bool = True) -> None:
         else set()
     )
     left = [key for key in keys if key not in kept]
-    for done, key in enumerate(left):
-        try:
-            default_storage.delete(key)
-        except Exception:
-            # The row is gone already; `imagegen_reconcile` finds and removes the orphans. The
-            # rest is left to it too: a store that stops answering held a task one full
-            # client timeout (about 2 minutes) per key, 500 keys a task.
-            logger.exception(
-                "storage_delete_failed key=%s left_to_reconcile=%d", key, len(left) - done
+    deleted: list[str] = []
+    try:
+        for done, key in enumerate(left):
+            try:
+                default_storage.delete(key)
+            except Exception:
+                # The row is gone already; `imagegen_reconcile` finds and removes the orphans.
+                # The rest is left to it too: a store that stops answering held a task one full
+                # client timeout (about 2 minutes) per key, 500 keys a task.
+                logger.exception(
+                    "storage_delete_failed key=%s left_to_reconcile=%d", key, len(left) - done
+                )
+                return
+            deleted.append(key)
+    finally:
+        _let_go_of_deleted(deleted)
+
+
+def _let_go_of_deleted(keys: list[str]) -> None:
+    """The rows were checked before the deletes, which can take minutes while S3 flaps (the
+    client's retries): meanwhile the same uuid may have been generated again into its key, or
+    a PATCH pointed an image at it, and the delete then removed that row's new object. Such a
+    row is marked failed (`object_missing`), as `imagegen_reconcile --fix` would, rather than
+    left succeeded on nothing: the same request generates it again."""
+    if not keys:
+        return
+    try:
+        hit = list(
+            GeneratedImage.objects.filter(s3_key__in=keys, status__in=FINISHED).values_list(
+                "pk", "s3_key"
             )
-            return
+        )
+        for image_id, key in hit:
+            if image_mark_missing(image_id=image_id, key=key):
+                logger.warning("object_deleted_under_row image=%s key=%s", image_id, key)
+    except Exception:
+        logger.exception("object_recheck_failed keys=%d: left to imagegen_reconcile", len(keys))
 
 
 def object_keys(images: Iterable[tuple[str, str, str]]) -> list[str]:

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pytest
 from botocore.config import Config
+from django.core.files.storage import default_storage
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
@@ -445,6 +446,45 @@ def test_a_storage_that_refuses_the_put_is_not_tried_again(
     assert no_sleep == []
     puts = [path for _, method, path in one_try.requests if method == "PUT"]
     assert len(puts) == 1, one_try.requests
+
+
+# ---------------------------------------------------------------------------------------------
+# A deletion that lands late, after the same uuid was generated again into its key.
+# ---------------------------------------------------------------------------------------------
+def _object_exists(s3_client, key: str) -> bool:
+    return s3_client.list_objects_v2(Bucket=S3_BUCKET, Prefix=key).get("KeyCount", 0) == 1
+
+
+def test_an_image_generated_while_its_key_was_being_deleted_is_not_left_succeeded_without_object(
+    s3_client, project, monkeypatch
+):
+    old = stored_image(s3_client, project=project, uuid="seg-07")
+    key = old.s3_key
+    old.delete()  # DELETE /image-gen/<id>: the row goes, the object's deletion is queued
+    real_delete = default_storage.delete
+    regenerated = []
+
+    def slow_delete(name: str) -> None:
+        # While S3 hung and botocore retried the DELETE (5-30 s per try), the same uuid was
+        # POSTed again, generated (0.2-1 s), stored at the same key and recorded succeeded.
+        regenerated.append(stored_image(s3_client, project=project, uuid="seg-07"))
+        real_delete(name)  # the retried DELETE lands now
+
+    class SlowDeletes:
+        def __getattr__(self, name):
+            return slow_delete if name == "delete" else getattr(default_storage, name)
+
+    monkeypatch.setattr(services, "default_storage", SlowDeletes())
+
+    services.objects_delete(keys=[key])
+
+    new = GeneratedImage.objects.get(pk=regenerated[0].pk)
+    if new.status == GeneratedImage.Status.SUCCEEDED:
+        assert _object_exists(s3_client, new.s3_key), "a succeeded row refers to a deleted object"
+    else:  # the deletion noticed and let the row go: the same request generates again
+        assert new.status == GeneratedImage.Status.FAILED
+        assert new.error_code == "object_missing"
+        assert new.s3_key == ""
 
 
 # ---------------------------------------------------------------------------------------------
