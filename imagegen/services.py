@@ -1334,21 +1334,19 @@ def _delete_keys(keys: list[str], *, keep_referenced: bool = True) -> None:
     )
     left = [key for key in keys if key not in kept]
     deleted: list[str] = []
-    try:
-        for done, key in enumerate(left):
-            try:
-                default_storage.delete(key)
-            except Exception:
-                # The row is gone already; `imagegen_reconcile` finds and removes the orphans.
-                # The rest is left to it too: a store that stops answering held a task one full
-                # client timeout (about 2 minutes) per key, 500 keys a task.
-                logger.exception(
-                    "storage_delete_failed key=%s left_to_reconcile=%d", key, len(left) - done
-                )
-                return
-            deleted.append(key)
-    finally:
-        _let_go_of_deleted(deleted)
+    for key in left:
+        try:
+            default_storage.delete(key)
+        except Exception:
+            # The row is gone already; `imagegen_reconcile` finds and removes the orphans. The
+            # rest is left to it too: a store that stops answering held a task one full client
+            # timeout (about 2 minutes) per key, 500 keys a task.
+            logger.exception(
+                "storage_delete_failed key=%s left_to_reconcile=%d", key, len(left) - len(deleted)
+            )
+            break
+        deleted.append(key)
+    _let_go_of_deleted(deleted)
 
 
 def _let_go_of_deleted(keys: list[str]) -> None:
@@ -1368,7 +1366,7 @@ def _let_go_of_deleted(keys: list[str]) -> None:
         for image_id, key in hit:
             if image_mark_missing(image_id=image_id, key=key):
                 logger.warning("object_deleted_under_row image=%s key=%s", image_id, key)
-    except Exception:
+    except DatabaseError:
         logger.exception("object_recheck_failed keys=%d: left to imagegen_reconcile", len(keys))
 
 
